@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need, then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# A real S3 server for tests/s3.rs (started by the tests themselves on 127.0.0.1).
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "installing moto[server] (S3 test server) ..."
+  python3 -m pip install --quiet 'moto[server]'
+fi
+
+cargo test --workspace --all-targets "$@"

@@ -1,0 +1,50 @@
+//! samplemix: SampleMix (arXiv 2503.01506) per-sample data mixing as DataFusion SQL.
+//!
+//! This facade crate holds what the `samplemix` shell adds around `datafusion-cli`:
+//! a session with all samplemix functions, `information_schema`, URL tables and S3 stores whose
+//! retries and timeouts are bounded (so an unreachable endpoint fails in seconds, not minutes).
+//! The SQL functions themselves live in [`samplemix_udfs`]; a plain DataFusion application only
+//! needs [`register_all`].
+
+use std::sync::Arc;
+
+use datafusion::error::Result;
+use datafusion::execution::context::SessionConfig;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::prelude::SessionContext;
+use datafusion_cli::catalog::DynamicObjectStoreCatalog;
+use datafusion_cli::functions::ParquetMetadataFunc;
+
+pub use samplemix_udfs::{all_udfs, all_udtfs, register_all};
+
+mod s3;
+mod url_tables;
+pub use s3::{S3Settings, SamplemixContext, SamplemixStoreRegistry};
+
+/// Version of the samplemix package.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Session configuration the shell uses: `information_schema` on (so `SHOW FUNCTIONS` and
+/// `information_schema.routines` describe our functions) and NULL printed as `NULL`.
+pub fn session_config(mut config: SessionConfig) -> SessionConfig {
+    config.options_mut().format.null = String::from("NULL");
+    config.with_information_schema(true)
+}
+
+/// A [`SessionContext`] with every samplemix function, URL tables (`SELECT * FROM 'file.parquet'`
+/// or `'s3://bucket/key'`) and `parquet_metadata()`.
+pub async fn new_context(
+    config: SessionConfig,
+    runtime: Arc<RuntimeEnv>,
+) -> Result<SessionContext> {
+    let ctx = url_tables::enable_url_tables(SessionContext::new_with_config_rt(config, runtime));
+    ctx.refresh_catalogs().await?;
+    // Registers object stores on first use of a URL table.
+    ctx.register_catalog_list(Arc::new(DynamicObjectStoreCatalog::new(
+        ctx.state().catalog_list().clone(),
+        ctx.state_weak_ref(),
+    )));
+    ctx.register_udtf("parquet_metadata", Arc::new(ParquetMetadataFunc {}));
+    register_all(&ctx)?;
+    Ok(ctx)
+}

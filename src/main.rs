@@ -1,0 +1,295 @@
+//! The `samplemix` shell: datafusion-cli's REPL, `-c` and `-f`, with every samplemix function.
+
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use datafusion::config::ConfigOptions;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::context::SessionConfig;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{
+    FairSpillPool, GreedyMemoryPool, MemoryPool, TrackConsumersPool,
+};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::ExplainFormat;
+use datafusion_cli::cli_context::CliSessionContext;
+use datafusion_cli::exec;
+use datafusion_cli::object_storage::instrumented::{
+    InstrumentedObjectStoreMode, InstrumentedObjectStoreRegistry,
+};
+use datafusion_cli::pool_type::PoolType;
+use datafusion_cli::print_format::PrintFormat;
+use datafusion_cli::print_options::{MaxRows, PrintOptions};
+use samplemix::{S3Settings, SamplemixContext, SamplemixStoreRegistry};
+
+#[derive(Debug, Parser)]
+#[clap(
+    name = "samplemix",
+    version,
+    about = "SampleMix per-sample pre-training data mixing as SQL (DataFusion shell with samplemix functions)",
+    long_about = None
+)]
+struct Args {
+    #[clap(short = 'p', long, help = "Path to your data, default to current directory", value_parser(parse_valid_data_dir))]
+    data_path: Option<String>,
+
+    #[clap(short = 'b', long, help = "The batch size of each query, or use DataFusion default", value_parser(parse_batch_size))]
+    batch_size: Option<usize>,
+
+    #[clap(short = 'c', long, num_args = 0.., help = "Execute the given SQL string(s), then exit. Repeatable.", value_parser(parse_command))]
+    command: Vec<String>,
+
+    #[clap(short = 'm', long, help = "The memory pool limitation (e.g. '10g'), default to None (no limit)", value_parser(extract_memory_pool_size))]
+    memory_limit: Option<usize>,
+
+    #[clap(short, long, num_args = 0.., help = "Execute SQL from file(s), then exit. Stops at the first failing statement.", value_parser(parse_valid_file))]
+    file: Vec<String>,
+
+    #[clap(short = 'r', long, num_args = 0.., help = "Run the provided files on startup instead of ~/.samplemixrc", value_parser(parse_valid_file), conflicts_with = "file")]
+    rc: Option<Vec<String>>,
+
+    #[clap(long, value_enum, default_value_t = PrintFormat::Automatic)]
+    format: PrintFormat,
+
+    #[clap(short, long, help = "Reduce printing other than the results and work quietly")]
+    quiet: bool,
+
+    #[clap(long, help = "Specify the memory pool type 'greedy' or 'fair'", default_value_t = PoolType::Greedy)]
+    mem_pool_type: PoolType,
+
+    #[clap(long, help = "The number of top memory consumers to display when query fails due to memory exhaustion. To disable memory consumer tracking, set this value to 0", default_value = "3")]
+    top_memory_consumers: usize,
+
+    #[clap(long, help = "The max number of rows to display for 'Table' format\n[possible values: numbers(0/10/...), inf(no limit)]", default_value = "40")]
+    maxrows: MaxRows,
+
+    #[clap(long, help = "Enables console syntax highlighting")]
+    color: bool,
+
+    #[clap(short = 'd', long, help = "Available disk space for spilling queries (e.g. '10g'), default to None (uses DataFusion's default value of '100g')", value_parser(extract_disk_limit))]
+    disk_limit: Option<usize>,
+
+    #[clap(long, help = "Specify the default object_store_profiling mode, defaults to 'disabled'.\n[possible values: disabled, summary, trace]", default_value_t = InstrumentedObjectStoreMode::Disabled)]
+    object_store_profiling: InstrumentedObjectStoreMode,
+
+    #[clap(long, help = "Retries of a failed S3 request", default_value_t = S3Settings::default().max_retries)]
+    s3_max_retries: usize,
+
+    #[clap(long, help = "Seconds after the first attempt of an S3 request after which no retry starts", default_value_t = S3Settings::default().retry_timeout.as_secs_f64())]
+    s3_retry_timeout: f64,
+
+    #[clap(long, help = "Seconds allowed to connect to an S3 endpoint", default_value_t = S3Settings::default().connect_timeout.as_secs_f64())]
+    s3_connect_timeout: f64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match main_inner().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn main_inner() -> Result<()> {
+    let args = Args::parse();
+    if !args.quiet {
+        println!(
+            "samplemix v{} (DataFusion CLI v{})",
+            samplemix::VERSION,
+            datafusion_cli::DATAFUSION_CLI_VERSION
+        );
+    }
+    if let Some(path) = &args.data_path {
+        std::env::set_current_dir(path)
+            .map_err(|e| DataFusionError::Execution(format!("--data-path '{path}': {e}")))?;
+    }
+
+    let s3 = S3Settings {
+        max_retries: args.s3_max_retries,
+        retry_timeout: seconds("--s3-retry-timeout", args.s3_retry_timeout)?,
+        connect_timeout: seconds("--s3-connect-timeout", args.s3_connect_timeout)?,
+    };
+
+    let mut rt = RuntimeEnvBuilder::new();
+    if let Some(limit) = args.memory_limit {
+        let consumers = NonZeroUsize::new(args.top_memory_consumers);
+        let pool: Arc<dyn MemoryPool> = match (&args.mem_pool_type, consumers) {
+            (PoolType::Fair, None) => Arc::new(FairSpillPool::new(limit)),
+            (PoolType::Fair, Some(n)) => {
+                Arc::new(TrackConsumersPool::new(FairSpillPool::new(limit), n))
+            }
+            (PoolType::Greedy, None) => Arc::new(GreedyMemoryPool::new(limit)),
+            (PoolType::Greedy, Some(n)) => {
+                Arc::new(TrackConsumersPool::new(GreedyMemoryPool::new(limit), n))
+            }
+        };
+        rt = rt.with_memory_pool(pool);
+    }
+    if let Some(limit) = args.disk_limit {
+        rt = rt.with_disk_manager_builder(
+            DiskManagerBuilder::default()
+                .with_mode(DiskManagerMode::OsTmpDirectory)
+                .with_max_temp_directory_size(limit as u64),
+        );
+    }
+    let instrumented = Arc::new(
+        InstrumentedObjectStoreRegistry::new().with_profile_mode(args.object_store_profiling),
+    );
+    rt = rt.with_object_store_registry(Arc::new(SamplemixStoreRegistry::new(
+        instrumented.clone(),
+        s3,
+    )));
+
+    let ctx = samplemix::new_context(session_config(&args)?, rt.build_arc()?).await?;
+    let ctx = SamplemixContext::new(ctx, s3);
+
+    let mut print_options = PrintOptions {
+        format: args.format,
+        quiet: args.quiet,
+        maxrows: args.maxrows,
+        color: args.color,
+        instrumented_registry: instrumented,
+    };
+
+    if args.command.is_empty() && args.file.is_empty() {
+        let rc = args.rc.unwrap_or_else(|| {
+            dirs::home_dir()
+                .map(|home| home.join(".samplemixrc"))
+                .filter(|p| p.exists())
+                .map(|p| p.to_string_lossy().into_owned())
+                .into_iter()
+                .collect()
+        });
+        for file in &rc {
+            exec_file(&ctx, file, &print_options).await?;
+        }
+        return exec::exec_from_repl(&ctx, &mut print_options)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)));
+    }
+    for file in &args.file {
+        exec_file(&ctx, file, &print_options).await?;
+    }
+    exec::exec_from_commands(&ctx, args.command, &print_options).await
+}
+
+/// Run a SQL file statement by statement, stopping at the first failure so that a script's
+/// exit code tells whether all of it ran (datafusion-cli prints the error and goes on).
+async fn exec_file(
+    ctx: &dyn CliSessionContext,
+    path: &str,
+    print_options: &PrintOptions,
+) -> Result<()> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| DataFusionError::Execution(format!("cannot read SQL file '{path}': {e}")))?;
+    let mut query = String::new();
+    for line in text.lines() {
+        if line.starts_with("#!") || line.starts_with("--") {
+            continue;
+        }
+        let line = line.trim_end();
+        query.push_str(line);
+        if line.ends_with(';') {
+            let sql = std::mem::take(&mut query);
+            exec::exec_from_commands(ctx, vec![sql], print_options)
+                .await
+                .map_err(|e| e.context(format!("in {path}")))?;
+        } else {
+            query.push('\n');
+        }
+    }
+    if query.contains(|c: char| !c.is_whitespace()) {
+        exec::exec_from_commands(ctx, vec![query], print_options)
+            .await
+            .map_err(|e| e.context(format!("in {path}")))?;
+    }
+    Ok(())
+}
+
+fn session_config(args: &Args) -> Result<SessionConfig> {
+    let mut options = ConfigOptions::from_env()?;
+    if let Some(batch_size) = args.batch_size {
+        options.execution.batch_size =
+            datafusion::common::config::ConfigNonZeroUsize::try_new(batch_size)?;
+    }
+    if std::env::var_os("DATAFUSION_EXPLAIN_FORMAT").is_none() {
+        options.explain.format = ExplainFormat::Tree;
+    }
+    Ok(samplemix::session_config(SessionConfig::from(options)))
+}
+
+fn seconds(flag: &str, value: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        DataFusionError::Configuration(format!(
+            "{flag} expects a non-negative number of seconds, got {value}"
+        ))
+    })
+}
+
+fn parse_valid_file(path: &str) -> std::result::Result<String, String> {
+    if Path::new(path).is_file() {
+        Ok(path.to_string())
+    } else {
+        Err(format!("Invalid file '{path}': no such file"))
+    }
+}
+
+fn parse_valid_data_dir(dir: &str) -> std::result::Result<String, String> {
+    if Path::new(dir).is_dir() {
+        Ok(dir.to_string())
+    } else {
+        Err(format!("Invalid data directory '{dir}'"))
+    }
+}
+
+fn parse_batch_size(size: &str) -> std::result::Result<usize, String> {
+    match size.parse::<usize>() {
+        Ok(size) if size > 0 => Ok(size),
+        _ => Err(format!("Invalid batch size '{size}'")),
+    }
+}
+
+fn parse_command(command: &str) -> std::result::Result<String, String> {
+    if command.is_empty() {
+        Err("-c flag expects only non empty commands".to_string())
+    } else {
+        Ok(command.to_string())
+    }
+}
+
+fn parse_size(size: &str, label: &str) -> std::result::Result<usize, String> {
+    let lower = size.trim().to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, suffix) = lower.split_at(split);
+    let number: usize = digits
+        .parse()
+        .map_err(|_| format!("Invalid {label} '{size}'"))?;
+    let shift = match suffix {
+        "" | "b" => 0,
+        "k" | "kb" => 10,
+        "m" | "mb" => 20,
+        "g" | "gb" => 30,
+        "t" | "tb" => 40,
+        _ => return Err(format!("Invalid {label} '{size}'")),
+    };
+    number
+        .checked_mul(1usize << shift)
+        .ok_or_else(|| format!("{label} '{size}' is too large"))
+}
+
+fn extract_memory_pool_size(size: &str) -> std::result::Result<usize, String> {
+    parse_size(size, "memory pool size")
+}
+
+fn extract_disk_limit(size: &str) -> std::result::Result<usize, String> {
+    parse_size(size, "disk limit")
+}

@@ -1,0 +1,234 @@
+//! S3 stores with bounded retries, for both ways the shell meets S3: URL tables read with the
+//! standard `AWS_*` environment variables, and `CREATE EXTERNAL TABLE` / `COPY` with
+//! `aws.*` OPTIONS.
+//!
+//! object_store retries connection errors up to 10 times within 3 minutes by default, and
+//! datafusion-cli exposes no setting for it; an unreachable endpoint would hang a query for
+//! minutes. We rebuild every S3 store the shell uses with [`S3Settings`] applied.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::dataframe::DataFrame;
+use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::context::SessionState;
+use datafusion::execution::object_store::ObjectStoreRegistry;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::prelude::SessionContext;
+use datafusion_cli::cli_context::CliSessionContext;
+use datafusion_cli::object_storage::{get_s3_object_store_builder, AwsOptions};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
+use url::Url;
+
+/// Retry and timeout bounds applied to every S3 store the shell builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct S3Settings {
+    /// Retries of a failed request (object_store's default is 10).
+    pub max_retries: usize,
+    /// No retry starts later than this after the first attempt (object_store's default: 3 min).
+    pub retry_timeout: Duration,
+    /// Time allowed to open a TCP connection (object_store's default: 5 s).
+    pub connect_timeout: Duration,
+}
+
+impl Default for S3Settings {
+    /// Worst case for a dead endpoint about two connect timeouts (~6 s), under the 10 s a user
+    /// waits before suspecting a hang; a slow but live store still gets 3 retries.
+    fn default() -> Self {
+        Self {
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+impl S3Settings {
+    /// Apply these bounds to an S3 builder (keeps every other option the builder has).
+    pub fn apply(&self, builder: AmazonS3Builder) -> AmazonS3Builder {
+        builder
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: self.max_retries,
+                retry_timeout: self.retry_timeout,
+            })
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                format!("{}ms", self.connect_timeout.as_millis()),
+            )
+    }
+
+    /// An S3 store for `url` from the standard `AWS_*` environment variables, when they carry
+    /// static credentials (or ask to skip signing). `None` leaves the store to datafusion-cli,
+    /// which also consults the AWS SDK's profile / SSO / instance credential chain.
+    fn store_from_env(&self, url: &Url) -> Option<Result<Arc<dyn ObjectStore>>> {
+        let has_static_keys = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+            && std::env::var_os("AWS_SECRET_ACCESS_KEY").is_some();
+        let skip_signature = std::env::var("AWS_SKIP_SIGNATURE")
+            .map(|v| v.eq_ignore_ascii_case("true"))
+            .unwrap_or(false);
+        if url.scheme() != "s3" || !(has_static_keys || skip_signature) {
+            return None;
+        }
+        let bucket = url.host_str()?;
+        let builder = self.apply(AmazonS3Builder::from_env().with_bucket_name(bucket));
+        Some(
+            builder
+                .build()
+                .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+                .map_err(|e| DataFusionError::ObjectStore(Box::new(e))),
+        )
+    }
+}
+
+/// Object store registry that builds bounded-retry S3 stores from `AWS_*` environment
+/// variables on first use of an `s3://` URL, and otherwise delegates to `inner`.
+#[derive(Debug)]
+pub struct SamplemixStoreRegistry {
+    inner: Arc<dyn ObjectStoreRegistry>,
+    s3: S3Settings,
+}
+
+impl SamplemixStoreRegistry {
+    /// Wrap `inner` (e.g. datafusion-cli's instrumented registry).
+    pub fn new(inner: Arc<dyn ObjectStoreRegistry>, s3: S3Settings) -> Self {
+        Self { inner, s3 }
+    }
+}
+
+impl ObjectStoreRegistry for SamplemixStoreRegistry {
+    fn register_store(
+        &self,
+        url: &Url,
+        store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore>> {
+        self.inner.register_store(url, store)
+    }
+
+    fn deregister_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
+        self.inner.deregister_store(url)
+    }
+
+    fn get_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
+        match self.inner.get_store(url) {
+            Ok(store) => Ok(store),
+            Err(missing) => match self.s3.store_from_env(url) {
+                Some(built) => {
+                    self.inner.register_store(url, built?);
+                    self.inner.get_store(url)
+                }
+                None => Err(missing),
+            },
+        }
+    }
+}
+
+/// The shell's session: a [`SessionContext`] whose S3 stores for `CREATE EXTERNAL TABLE` and
+/// `COPY ... TO 's3://...'` are rebuilt from the statement's `aws.*` OPTIONS with
+/// [`S3Settings`] applied, before the statement runs.
+pub struct SamplemixContext {
+    ctx: SessionContext,
+    s3: S3Settings,
+}
+
+impl SamplemixContext {
+    /// Wrap a context built by [`crate::new_context`].
+    pub fn new(ctx: SessionContext, s3: S3Settings) -> Self {
+        Self { ctx, s3 }
+    }
+
+    /// The wrapped DataFusion context.
+    pub fn inner(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    async fn rebuild_s3_store(
+        &self,
+        location: &str,
+        options: &std::collections::HashMap<String, String>,
+    ) -> Result<()> {
+        let table_url = ListingTableUrl::parse(location)?;
+        if table_url.scheme() != "s3" {
+            return Ok(());
+        }
+        let mut table_options = self.ctx.state().default_table_options();
+        table_options.alter_with_string_hash_map(options)?;
+        let aws = table_options
+            .extensions
+            .get::<AwsOptions>()
+            .cloned()
+            .unwrap_or_default();
+        let builder = get_s3_object_store_builder(table_url.as_ref(), &aws, false).await?;
+        let store = self
+            .s3
+            .apply(builder)
+            .build()
+            .map_err(|e| DataFusionError::ObjectStore(Box::new(e)))?;
+        self.ctx
+            .register_object_store(table_url.as_ref(), Arc::new(store));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CliSessionContext for SamplemixContext {
+    fn task_ctx(&self) -> Arc<TaskContext> {
+        self.ctx.task_ctx()
+    }
+
+    fn session_state(&self) -> SessionState {
+        self.ctx.state()
+    }
+
+    fn register_object_store(
+        &self,
+        url: &Url,
+        object_store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore + 'static>> {
+        self.ctx.register_object_store(url, object_store)
+    }
+
+    fn register_table_options_extension_from_scheme(&self, scheme: &str) {
+        CliSessionContext::register_table_options_extension_from_scheme(&self.ctx, scheme)
+    }
+
+    async fn execute_logical_plan(&self, plan: LogicalPlan) -> Result<DataFrame> {
+        let mut custom_endpoint_table = None;
+        match &plan {
+            LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
+                for location in &cmd.locations {
+                    self.rebuild_s3_store(location, &cmd.options).await?;
+                }
+                if has_custom_endpoint(&cmd.options) {
+                    custom_endpoint_table = cmd.locations.first().cloned();
+                }
+            }
+            LogicalPlan::Copy(copy) => {
+                self.rebuild_s3_store(&copy.output_url, &copy.options).await?
+            }
+            _ => {}
+        }
+        match (self.ctx.execute_logical_plan(plan).await, custom_endpoint_table) {
+            // datafusion-cli answers any S3 error of CREATE EXTERNAL TABLE by asking AWS for the
+            // bucket's region and retrying; with a custom endpoint (MinIO, moto, R2 ...) that
+            // lookup is meaningless and hides the real error, so we keep the error as it is.
+            (Err(e @ DataFusionError::ObjectStore(_)), Some(location)) => Err(
+                DataFusionError::Context(format!("CREATE EXTERNAL TABLE at '{location}'"), Box::new(e)),
+            ),
+            (result, _) => result,
+        }
+    }
+}
+
+/// Whether S3 requests go to an endpoint other than AWS's (OPTIONS or environment).
+fn has_custom_endpoint(options: &std::collections::HashMap<String, String>) -> bool {
+    options
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case("aws.endpoint"))
+        || std::env::var_os("AWS_ENDPOINT").is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL").is_some()
+}

@@ -1,0 +1,163 @@
+//! S3 end to end against a real S3 server (moto on 127.0.0.1): COPY the sample corpus to a
+//! bucket as several Parquet files, read it back through CREATE EXTERNAL TABLE ... OPTIONS and
+//! through AWS_* environment variables with a URL table, and check the failure modes.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{free_port, samplemix, text, Moto};
+
+const KEY_ID: &str = "AKIDSAMPLEMIXTEST";
+const SECRET: &str = "sEcReT-samplemix-do-not-print-42";
+
+fn options(endpoint: &str) -> String {
+    format!(
+        "OPTIONS ('aws.endpoint' '{endpoint}', 'aws.allow_http' 'true', 'aws.region' 'us-east-1', \
+         'aws.access_key_id' '{KEY_ID}', 'aws.secret_access_key' '{SECRET}')"
+    )
+}
+
+fn env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", KEY_ID.to_string()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET.to_string()),
+        ("AWS_ENDPOINT_URL", endpoint.to_string()),
+        ("AWS_ALLOW_HTTP", "true".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+    ]
+}
+
+fn run(args: &[&str], env: &[(&str, String)]) -> (bool, String, String) {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = samplemix(args, &env);
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+const TOTALS: &str = "SELECT count(*) AS docs, sum(token_count(text)) AS tokens FROM";
+
+fn csv_row(stdout: &str) -> String {
+    stdout.lines().last().unwrap_or_default().to_string()
+}
+
+#[test]
+fn corpus_round_trips_through_s3() {
+    let moto = Moto::start();
+    moto.create_bucket("corpus-bucket");
+    let ep = moto.endpoint();
+    let opts = options(&ep);
+
+    let (ok, local, err) = run(&["-q", "--format", "csv", "-c", &format!("{TOTALS} 'data/sample.parquet'")], &[]);
+    assert!(ok, "{err}");
+    let local = csv_row(&local);
+    assert!(local.starts_with("860,"), "{local}");
+
+    // Three shards, written by COPY with OPTIONS.
+    let shards = [
+        "domain IN ('ArXiv')",
+        "domain IN ('StackExchange', 'Reviews')",
+        "domain NOT IN ('ArXiv', 'StackExchange', 'Reviews')",
+    ];
+    let mut args = vec!["-q".to_string(), "--format".into(), "csv".into()];
+    for (i, filter) in shards.iter().enumerate() {
+        args.push("-c".into());
+        args.push(format!(
+            "COPY (SELECT * FROM 'data/sample.parquet' WHERE {filter}) \
+             TO 's3://corpus-bucket/corpus/part-{i}.parquet' STORED AS PARQUET {opts}"
+        ));
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, out, err) = run(&argv, &[]);
+    assert!(ok, "COPY to S3 failed: {err}\n{out}");
+
+    // Read back with CREATE EXTERNAL TABLE ... OPTIONS.
+    let (ok, out, err) = run(
+        &[
+            "-q", "--format", "csv",
+            "-c", &format!("CREATE EXTERNAL TABLE s3docs STORED AS PARQUET LOCATION 's3://corpus-bucket/corpus/' {opts}"),
+            "-c", &format!("{TOTALS} s3docs"),
+            "-c", "SELECT count(DISTINCT domain) FROM s3docs",
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.contains(&local.as_str()), "S3 totals differ from local {local}: {out}");
+    assert_eq!(lines.last(), Some(&"7"), "{out}");
+
+    // Read back with AWS_* environment variables and a URL table; also list the shards.
+    let (ok, out, err) = run(
+        &["-q", "--format", "csv", "-c", &format!("{TOTALS} 's3://corpus-bucket/corpus/'")],
+        &env(&ep),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(csv_row(&out), local, "{out}");
+    let (ok, out, err) = run(
+        &["-q", "--format", "csv", "-c", "SELECT count(*) FROM 's3://corpus-bucket/corpus/part-1.parquet'"],
+        &env(&ep),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(csv_row(&out), "350", "{out}");
+
+    // COPY with environment variables only.
+    let (ok, _, err) = run(
+        &["-q", "-c", "COPY (SELECT id FROM 'data/sample.parquet') TO 's3://corpus-bucket/ids/ids.parquet' STORED AS PARQUET"],
+        &env(&ep),
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(
+        &["-q", "--format", "csv", "-c", "SELECT count(*) FROM 's3://corpus-bucket/ids/ids.parquet'"],
+        &env(&ep),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(csv_row(&out), "860");
+}
+
+#[test]
+fn missing_bucket_is_a_clear_error_without_secrets() {
+    let moto = Moto::start();
+    let ep = moto.endpoint();
+    let (ok, out, err) = run(
+        &["-q", "-c", &format!("CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 's3://no-such-bucket/x/' {}", options(&ep))],
+        &[],
+    );
+    assert!(!ok, "expected failure: {out}");
+    assert!(err.contains("NoSuchBucket") || err.contains("bucket does not exist"), "{err}");
+    assert!(!err.contains(SECRET) && !out.contains(SECRET), "secret leaked: {err}{out}");
+
+    let (ok, out, err) = run(
+        &["-q", "-c", "SELECT count(*) FROM 's3://no-such-bucket/x/'"],
+        &env(&ep),
+    );
+    assert!(!ok, "expected failure: {out}");
+    assert!(err.contains("NoSuchBucket") || err.contains("bucket does not exist") || err.contains("not found"), "{err}");
+    assert!(!err.contains(SECRET) && !out.contains(SECRET), "secret leaked: {err}{out}");
+}
+
+/// A dead endpoint must fail on its own, quickly, with an error naming the endpoint problem.
+/// The bound comes from the retry count (3 retries, backoff from 100 ms), not from a timer, so
+/// this is not timing-sensitive: the 10 s deadline only catches object_store's default of
+/// 10 retries within 3 minutes coming back.
+#[test]
+fn unreachable_endpoint_fails_fast_without_secrets() {
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    for (args, env) in [
+        (
+            vec!["-q".to_string(), "-c".into(), format!("CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 's3://b/x/' {}", options(&dead))],
+            vec![],
+        ),
+        (vec!["-q".to_string(), "-c".into(), "SELECT * FROM 's3://b/x/data.parquet'".into()], env(&dead)),
+    ] {
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let started = Instant::now();
+        let (ok, out, err) = run(&argv, &env);
+        let took = started.elapsed();
+        assert!(!ok, "expected failure: {out}");
+        assert!(took < Duration::from_secs(10), "took {took:?} to fail: {err}");
+        assert!(
+            err.to_lowercase().contains("connect") || err.contains("error sending request") || err.contains("retries"),
+            "unclear error: {err}"
+        );
+        assert!(!err.contains(SECRET) && !out.contains(SECRET), "secret leaked: {err}{out}");
+    }
+}

@@ -1,0 +1,59 @@
+//! SampleMix (arXiv 2503.01506) as Apache DataFusion SQL functions.
+//!
+//! One call registers everything:
+//!
+//! ```no_run
+//! # async fn demo() -> datafusion::error::Result<()> {
+//! let ctx = datafusion::prelude::SessionContext::new();
+//! samplemix_udfs::register_all(&ctx)?;
+//! ctx.sql("SELECT token_count('hello world')").await?.show().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Each paper step is a pure function in its own module; the SQL function that exposes it is a
+//! thin `udf.rs` beside it. Data flows one way: text -> tokens / signals -> score, and so on.
+
+use std::sync::Arc;
+
+use datafusion::catalog::TableFunctionImpl;
+use datafusion::error::Result;
+use datafusion::logical_expr::ScalarUDF;
+use datafusion::prelude::SessionContext;
+
+pub mod quality;
+pub mod tokens;
+mod util;
+
+/// The documentation section all samplemix functions appear under in `SHOW FUNCTIONS` docs.
+pub(crate) fn doc_section() -> datafusion::logical_expr::DocSection {
+    datafusion::logical_expr::DocSection {
+        include: true,
+        label: "SampleMix Functions",
+        description: Some("Per-sample pre-training data mixing (SampleMix, arXiv 2503.01506)."),
+    }
+}
+
+/// Every scalar function samplemix adds, ready for `SessionContext::register_udf`.
+pub fn all_udfs() -> Vec<ScalarUDF> {
+    vec![
+        tokens::udf::token_count_udf(),
+        quality::udf::quality_score_udf(),
+        quality::udf::quality_signals_udf(),
+    ]
+}
+
+/// Every table function samplemix adds, as (SQL name, implementation).
+pub fn all_udtfs() -> Vec<(&'static str, Arc<dyn TableFunctionImpl>)> {
+    vec![]
+}
+
+/// Register all samplemix scalar and table functions in `ctx`.
+pub fn register_all(ctx: &SessionContext) -> Result<()> {
+    for udf in all_udfs() {
+        ctx.register_udf(udf);
+    }
+    for (name, udtf) in all_udtfs() {
+        ctx.register_udtf(name, udtf);
+    }
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! Quality q(x) (SAMPLEMIX.md §1): heuristic signals (Gopher, C4, FineWeb) and a calibrated
+//! 0-10 score built from them, needing no model.
+
+mod charsets;
+pub mod score;
+pub mod signals;
+mod tokenize;
+pub mod udf;
+
+pub use score::score;
+pub use signals::{compute as signals, Signals};
+
+/// Quality score in [0, 10] of a text (signals, then [`score::score`]).
+pub fn quality_score(text: &str) -> f64 {
+    score(&signals(text))
+}

@@ -1,0 +1,142 @@
+//! Signals -> one continuous quality score in [0, 10].
+//!
+//! score = 10 · exp(−Σᵢ wᵢ · pᵢ), one penalty pᵢ ≥ 0 per signal:
+//! - pᵢ = 0 while the signal is comfortably inside its rule (the "comfortable" anchor);
+//! - pᵢ rises linearly to 0.5 at the rule's datatrove threshold and 1 as far past it again;
+//! - beyond that pᵢ = 1 + ln(r), so far worse still ranks lower, without one signal swamping all.
+//!
+//! Each pᵢ is non-decreasing in its signal's badness and the score is non-increasing in every
+//! pᵢ, so the score is monotone in each signal. A document that clears every rule comfortably
+//! scores exactly 10; one that sits exactly on a single weight-1 threshold scores 10·e^−0.5 ≈ 6.1.
+//!
+//! English-only signals (stop words, C4 sentences ending in ASCII punctuation) are scaled by
+//! how sure whatlang is that the text is English, so other languages are not sunk by them; mean
+//! word length is ignored for scripts written without spaces (Chinese, Japanese, Thai, ...).
+
+use super::signals::Signals;
+
+/// A penalty for a "must be at most" rule.
+fn above(x: f64, comfortable: f64, threshold: f64) -> f64 {
+    ramp((x - comfortable) / (2.0 * (threshold - comfortable)))
+}
+
+/// A penalty for a "must be at least" rule.
+fn below(x: f64, comfortable: f64, threshold: f64) -> f64 {
+    ramp((comfortable - x) / (2.0 * (comfortable - threshold)))
+}
+
+fn ramp(r: f64) -> f64 {
+    if r.is_nan() || r <= 0.0 {
+        0.0
+    } else if r <= 1.0 {
+        r
+    } else {
+        1.0 + r.ln()
+    }
+}
+
+/// Weight of English-only signals: 1 for English or unknown language, else 1 − confidence.
+fn english_weight(s: &Signals) -> f64 {
+    match s.language {
+        None | Some("eng") => 1.0,
+        Some(_) => 1.0 - s.language_confidence,
+    }
+}
+
+fn spaceless_script(s: &Signals) -> bool {
+    matches!(s.language, Some("cmn" | "jpn" | "tha" | "khm" | "lao" | "mya"))
+}
+
+/// Each signal's weighted penalty, named (for explanations and tests).
+pub fn penalties(s: &Signals) -> Vec<(&'static str, f64)> {
+    let en = english_weight(s);
+    let ln = |x: u64| (x as f64 + 1.0).ln();
+    let lines = s.lines.max(1) as f64;
+    let mut p = vec![
+        ("words_min", below(ln(s.words), 100f64.ln(), 50f64.ln())),
+        ("words_max", above(ln(s.words), 50_000f64.ln(), 100_000f64.ln())),
+        ("hash_ratio", above(s.hash_ratio, 0.02, 0.1)),
+        ("ellipsis_ratio", above(s.ellipsis_ratio, 0.02, 0.1)),
+        ("bullet_lines_ratio", above(s.bullet_lines_ratio, 0.5, 0.9)),
+        ("ellipsis_lines_ratio", above(s.ellipsis_lines_ratio, 0.1, 0.3)),
+        ("alpha_words_ratio", below(s.alpha_words_ratio, 0.84, 0.8)),
+        ("stop_words", en * below(s.stop_words as f64, 4.0, 2.0)),
+        ("dup_line_frac", above(s.dup_line_frac, 0.1, 0.3)),
+        ("dup_para_frac", above(s.dup_para_frac, 0.1, 0.3)),
+        ("dup_line_char_frac", above(s.dup_line_char_frac, 0.05, 0.2)),
+        ("dup_para_char_frac", above(s.dup_para_char_frac, 0.05, 0.2)),
+        ("c4_sentences", 0.5 * en * below(ln(s.sentences), 10f64.ln(), 5f64.ln())),
+        ("c4_lorem_ipsum", if s.lorem_ipsum { 2.0 } else { 0.0 }),
+        ("c4_curly_bracket", if s.curly_bracket { 0.5 } else { 0.0 }),
+        ("c4_javascript_lines", 0.5 * above(s.javascript_lines as f64 / lines, 0.0, 0.1)),
+        ("c4_policy_lines", above(s.policy_lines as f64 / lines, 0.0, 0.1)),
+        ("fineweb_line_punct_ratio", below(s.line_punct_ratio, 0.3, 0.12)),
+        ("fineweb_short_line_ratio", above(s.short_line_ratio, 0.4, 0.67)),
+        // FineWeb drops at 1% duplicated-line characters; real code and forms repeat short
+        // lines, so the score's anchors are softer than the pass/fail rule.
+        ("fineweb_dup_line_char_ratio", 0.5 * above(s.dup_line_char_ratio, 0.01, 0.05)),
+        ("fineweb_newline_ratio", above(s.newline_ratio, 0.15, 0.3)),
+    ];
+    if !spaceless_script(s) {
+        p.push(("mean_word_length_max", above(s.mean_word_length, 8.0, 10.0)));
+        p.push(("mean_word_length_min", below(s.mean_word_length, 3.5, 3.0)));
+    }
+    const TOP: [f64; 3] = [0.20, 0.18, 0.16];
+    const TOP_NAMES: [&str; 3] = ["top_2gram", "top_3gram", "top_4gram"];
+    for ((v, t), name) in s.top_ngram_char_frac.iter().zip(TOP).zip(TOP_NAMES) {
+        p.push((name, 0.5 * above(*v, t / 2.0, t)));
+    }
+    const DUP: [f64; 6] = [0.15, 0.14, 0.13, 0.12, 0.11, 0.10];
+    const DUP_NAMES: [&str; 6] = ["dup_5gram", "dup_6gram", "dup_7gram", "dup_8gram", "dup_9gram", "dup_10gram"];
+    for ((v, t), name) in s.dup_ngram_char_frac.iter().zip(DUP).zip(DUP_NAMES) {
+        p.push((name, 0.3 * above(*v, t / 2.0, t)));
+    }
+    p
+}
+
+/// The 0-10 quality score of a document's signals.
+pub fn score(s: &Signals) -> f64 {
+    let total: f64 = penalties(s).iter().map(|(_, p)| p).sum();
+    (10.0 * (-total).exp()).clamp(0.0, 10.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quality::signals::compute;
+
+    #[test]
+    fn ramp_is_monotone_and_continuous() {
+        let mut last = 0.0;
+        for i in 0..1000 {
+            let x = i as f64 / 100.0;
+            let v = above(x, 1.0, 2.0);
+            assert!(v >= last);
+            last = v;
+        }
+        assert_eq!(above(2.0, 1.0, 2.0), 0.5);
+        assert!((below(0.8, 0.84, 0.8) - 0.5).abs() < 1e-9);
+        assert!((above(3.0 + 1e-9, 1.0, 2.0) - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn each_signal_worse_never_raises_the_score() {
+        let base = compute("The committee met on Tuesday to review the proposal and the plan. It was long.");
+        let s0 = score(&base);
+        let mut worse = base.clone();
+        worse.hash_ratio += 0.5;
+        assert!(score(&worse) < s0);
+        let mut worse = base.clone();
+        worse.policy_lines += 3;
+        assert!(score(&worse) < s0);
+        let mut worse = base.clone();
+        worse.dup_line_frac = 0.9;
+        assert!(score(&worse) < s0);
+    }
+
+    #[test]
+    fn empty_text_is_in_range() {
+        let v = score(&compute(""));
+        assert!((0.0..=10.0).contains(&v), "{v}");
+    }
+}

@@ -1,0 +1,601 @@
+//! Text -> heuristic quality signals (Gopher quality and repetition, C4, FineWeb, language).
+//!
+//! Definitions follow datatrove 0.10.1's filters so that pass/fail agrees with the reference
+//! implementation; every deliberate difference is listed in the README ("quality_signals").
+//! All steps are linear in the text length: words and n-grams are hashed once, n-gram
+//! identity is a 61-bit polynomial hash of the word sequence.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::LazyLock;
+
+use super::charsets::{SYMBOL_CHARS, TERMINAL_PUNCTUATION};
+use super::tokenize::{self, CharSet};
+
+static SYMBOLS: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(SYMBOL_CHARS));
+static TERMINAL: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(TERMINAL_PUNCTUATION));
+
+/// Gopher's stop words (English).
+pub const STOP_WORDS: [&str; 8] = ["the", "be", "to", "of", "and", "that", "have", "with"];
+const POLICY: [&str; 6] = [
+    "terms of use",
+    "privacy policy",
+    "cookie policy",
+    "uses cookies",
+    "use of cookies",
+    "use cookies",
+];
+/// Characters of text given to language identification (enough for whatlang to be sure).
+const LANGUAGE_PREFIX_CHARS: usize = 2048;
+
+/// Every raw signal of one document.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Signals {
+    /// Characters (Unicode scalar values) in the text.
+    pub chars: u64,
+    /// Non-blank lines.
+    pub lines: u64,
+    /// Gopher: words with at least one non-punctuation character.
+    pub words: u64,
+    /// All word tokens, punctuation tokens included (denominator of Gopher's ratios).
+    pub tokens: u64,
+    /// Gopher: mean length in characters of the words counted in `words`.
+    pub mean_word_length: f64,
+    /// Gopher: `#` characters per token.
+    pub hash_ratio: f64,
+    /// Gopher: `...` and `…` per token.
+    pub ellipsis_ratio: f64,
+    /// Gopher: fraction of lines starting with `•`, `-` or `*`.
+    pub bullet_lines_ratio: f64,
+    /// Gopher: fraction of lines ending with `...` or `…`.
+    pub ellipsis_lines_ratio: f64,
+    /// Gopher: fraction of tokens with an alphabetic character.
+    pub alpha_words_ratio: f64,
+    /// Gopher: how many distinct stop words {the, be, to, of, and, that, have, with} occur.
+    pub stop_words: u64,
+    /// Gopher repetition: duplicate lines / lines.
+    pub dup_line_frac: f64,
+    /// Gopher repetition: duplicate paragraphs / paragraphs.
+    pub dup_para_frac: f64,
+    /// Gopher repetition: characters in duplicate lines / characters.
+    pub dup_line_char_frac: f64,
+    /// Gopher repetition: characters in duplicate paragraphs / characters.
+    pub dup_para_char_frac: f64,
+    /// Gopher repetition: characters covered by the most frequent 2-, 3-, 4-gram / characters.
+    pub top_ngram_char_frac: [f64; 3],
+    /// Gopher repetition: characters in duplicated 5..10-grams / characters.
+    pub dup_ngram_char_frac: [f64; 6],
+    /// C4: fraction of non-empty lines ending in `.`, `?`, `!`, `"` or `'` (not `...`).
+    pub terminal_punct_lines_ratio: f64,
+    /// C4: sentences in the lines C4 keeps.
+    pub sentences: u64,
+    /// C4: a kept line contains "lorem ipsum".
+    pub lorem_ipsum: bool,
+    /// C4: a kept line contains `{`.
+    pub curly_bracket: bool,
+    /// C4: lines mentioning "javascript".
+    pub javascript_lines: u64,
+    /// C4: lines with cookie / privacy / terms-of-use phrases.
+    pub policy_lines: u64,
+    /// FineWeb: fraction of non-blank lines ending in terminal punctuation (many scripts).
+    pub line_punct_ratio: f64,
+    /// FineWeb: fraction of non-blank lines of at most 30 characters.
+    pub short_line_ratio: f64,
+    /// FineWeb: characters in duplicate lines / non-newline characters.
+    pub dup_line_char_ratio: f64,
+    /// FineWeb: newlines per token.
+    pub newline_ratio: f64,
+    /// ISO 639-3 code from whatlang on the first 2,048 characters; None when undetected.
+    pub language: Option<&'static str>,
+    /// whatlang's confidence in `language`, 0 when undetected.
+    pub language_confidence: f64,
+}
+
+impl Signals {
+    /// Gopher quality rules with datatrove's default thresholds.
+    pub fn passes_gopher_quality(&self) -> bool {
+        (50..=100_000).contains(&self.words)
+            && (3.0..=10.0).contains(&self.mean_word_length)
+            && self.hash_ratio <= 0.1
+            && self.ellipsis_ratio <= 0.1
+            && self.bullet_lines_ratio <= 0.9
+            && self.ellipsis_lines_ratio <= 0.3
+            && self.alpha_words_ratio >= 0.8
+            && self.stop_words >= 2
+    }
+
+    /// Gopher repetition rules with datatrove's default thresholds.
+    pub fn passes_gopher_repetition(&self) -> bool {
+        const TOP: [f64; 3] = [0.20, 0.18, 0.16];
+        const DUP: [f64; 6] = [0.15, 0.14, 0.13, 0.12, 0.11, 0.10];
+        self.chars > 0
+            && self.dup_para_frac <= 0.3
+            && self.dup_para_char_frac <= 0.2
+            && self.dup_line_frac <= 0.3
+            && self.dup_line_char_frac <= 0.2
+            && self.top_ngram_char_frac.iter().zip(TOP).all(|(v, t)| *v <= t)
+            && self.dup_ngram_char_frac.iter().zip(DUP).all(|(v, t)| *v <= t)
+    }
+
+    /// C4 rules: at least 5 sentences in kept lines, no "lorem ipsum", no `{`.
+    pub fn passes_c4(&self) -> bool {
+        self.sentences >= 5 && !self.lorem_ipsum && !self.curly_bracket
+    }
+
+    /// FineWeb rules with datatrove's default thresholds.
+    pub fn passes_fineweb(&self) -> bool {
+        self.line_punct_ratio >= 0.12
+            && self.short_line_ratio <= 0.67
+            && self.dup_line_char_ratio <= 0.01
+            && self.newline_ratio <= 0.3
+    }
+}
+
+/// Identity hasher for keys that already are hashes.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        // Spread the bits: hashbrown uses the top 7 bits as a tag.
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type HashBuild = BuildHasherDefault<PreHashed>;
+
+fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+const MOD: u64 = (1 << 61) - 1;
+const BASE: u64 = 0x1F3D_5B79_A3C1_E4F7 % MOD;
+
+#[inline]
+fn mulmod(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    let r = ((p >> 61) as u64) + ((p as u64) & MOD);
+    if r >= MOD {
+        r - MOD
+    } else {
+        r
+    }
+}
+
+/// Python's `str.splitlines()` (no keepends).
+fn py_splitlines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut iter = text.char_indices().peekable();
+    while let Some((i, c)) = iter.next() {
+        let is_break = matches!(
+            c,
+            '\n' | '\r' | '\u{0b}' | '\u{0c}' | '\u{1c}' | '\u{1d}' | '\u{1e}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+        );
+        if is_break {
+            lines.push(&text[start..i]);
+            let mut end = i + c.len_utf8();
+            if c == '\r' {
+                if let Some(&(j, '\n')) = iter.peek() {
+                    iter.next();
+                    end = j + 1;
+                }
+            }
+            start = end;
+        }
+    }
+    if start < text.len() {
+        lines.push(&text[start..]);
+    }
+    lines
+}
+
+fn py_strip(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}
+
+/// Count of duplicates and their characters, first occurrence not counted (datatrove's
+/// `find_duplicates`).
+fn find_duplicates<'a>(items: impl Iterator<Item = &'a str>) -> (usize, usize, usize) {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let (mut n, mut dups, mut dup_chars) = (0, 0, 0);
+    for item in items {
+        n += 1;
+        if !seen.insert(item) {
+            dups += 1;
+            dup_chars += item.chars().count();
+        }
+    }
+    (n, dups, dup_chars)
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}
+
+fn contains_ascii_ci(haystack_lower: &str, needle: &str) -> bool {
+    haystack_lower.contains(needle)
+}
+
+/// Remove Wikipedia-style citations: `[12]`, `[]`, `[edit]`, `[citation needed]`.
+fn remove_citations(line: &str) -> std::borrow::Cow<'_, str> {
+    if !line.contains('[') {
+        return line.into();
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let skip = if after[digits..].starts_with(']') {
+            Some(digits + 1)
+        } else if after.starts_with("edit]") {
+            Some(5)
+        } else if after.starts_with("citation needed]") {
+            Some(16)
+        } else {
+            None
+        };
+        match skip {
+            Some(n) => rest = &after[n..],
+            None => {
+                out.push('[');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.into()
+}
+
+/// Compute every signal of `text`.
+pub fn compute(text: &str) -> Signals {
+    let mut s = Signals {
+        chars: text.chars().count() as u64,
+        ..Default::default()
+    };
+    let chars = s.chars as f64;
+
+    let mut tokens: Vec<&str> = Vec::new();
+    tokenize::words(text, &mut tokens);
+    s.tokens = tokens.len() as u64;
+    let n_tokens = tokens.len() as f64;
+
+    // Gopher quality over tokens.
+    let mut word_chars = 0usize;
+    let mut alpha_tokens = 0usize;
+    let mut stop = [false; 8];
+    let mut token_chars: Vec<u32> = Vec::with_capacity(tokens.len());
+    for t in &tokens {
+        let n = t.chars().count();
+        token_chars.push(n as u32);
+        if t.chars().any(|c| !SYMBOLS.contains(c)) {
+            s.words += 1;
+            word_chars += n;
+        }
+        if t.chars().any(char::is_alphabetic) {
+            alpha_tokens += 1;
+        }
+        if t.len() <= 4 {
+            if let Some(i) = STOP_WORDS.iter().position(|w| w == t) {
+                stop[i] = true;
+            }
+        }
+    }
+    s.mean_word_length = ratio(word_chars as f64, s.words as f64);
+    s.stop_words = stop.iter().filter(|x| **x).count() as u64;
+    s.alpha_words_ratio = ratio(alpha_tokens as f64, n_tokens);
+    let hashes = text.bytes().filter(|b| *b == b'#').count();
+    s.hash_ratio = ratio(hashes as f64, n_tokens);
+    let ellipses = text.matches("...").count() + text.matches('…').count();
+    s.ellipsis_ratio = ratio(ellipses as f64, n_tokens);
+
+    let lines = py_splitlines(text);
+    let n_lines = lines.len() as f64;
+    let bullets = lines
+        .iter()
+        .filter(|l| l.trim_start().starts_with(['•', '-', '*']))
+        .count();
+    s.bullet_lines_ratio = ratio(bullets as f64, n_lines);
+    let ellipsis_lines = lines
+        .iter()
+        .filter(|l| {
+            let l = l.trim_end();
+            l.ends_with("...") || l.ends_with('…')
+        })
+        .count();
+    s.ellipsis_lines_ratio = ratio(ellipsis_lines as f64, n_lines);
+
+    // Gopher repetition: paragraphs split on 2+ newlines of the stripped text, lines on 1+.
+    let stripped = py_strip(text);
+    let paragraphs = split_paragraphs(stripped);
+    let (n_para, para_dups, para_dup_chars) = find_duplicates(paragraphs.iter().copied());
+    s.dup_para_frac = ratio(para_dups as f64, n_para as f64);
+    s.dup_para_char_frac = ratio(para_dup_chars as f64, chars);
+    let (n_rep_lines, line_dups, line_dup_chars) =
+        find_duplicates(split_newline_runs(text).into_iter());
+    s.dup_line_frac = ratio(line_dups as f64, n_rep_lines as f64);
+    s.dup_line_char_frac = ratio(line_dup_chars as f64, chars);
+    ngram_signals(&tokens, &token_chars, chars, &mut s);
+
+    // C4 over Python splitlines.
+    let mut nonempty = 0usize;
+    let mut terminal = 0usize;
+    let mut lower = String::new();
+    for raw in &lines {
+        let line = py_strip(raw);
+        let n_words = line.split_whitespace().count();
+        if line.split_whitespace().any(|w| w.chars().count() > 1000) {
+            continue;
+        }
+        let line = remove_citations(line);
+        lower.clear();
+        lower.push_str(&line);
+        lower.make_ascii_lowercase();
+        if contains_ascii_ci(&lower, "javascript") {
+            s.javascript_lines += 1;
+        }
+        if POLICY.iter().any(|p| contains_ascii_ci(&lower, p)) {
+            s.policy_lines += 1;
+        }
+        if line.is_empty() {
+            continue;
+        }
+        nonempty += 1;
+        let ends = line.ends_with(['.', '?', '!', '"', '\'']) && !line.ends_with("...");
+        if !ends {
+            continue;
+        }
+        terminal += 1;
+        if n_words < 3 {
+            continue;
+        }
+        if contains_ascii_ci(&lower, "lorem ipsum") {
+            s.lorem_ipsum = true;
+        }
+        if contains_ascii_ci(&lower, "javascript") {
+            continue;
+        }
+        if line.contains('{') {
+            s.curly_bracket = true;
+        }
+        if POLICY.iter().any(|p| contains_ascii_ci(&lower, p)) {
+            continue;
+        }
+        // Tokens borrow `line`, which may be an owned copy: count inside this scope.
+        let mut line_tokens: Vec<&str> = Vec::new();
+        tokenize::words(&line, &mut line_tokens);
+        s.sentences += tokenize::sentence_count(&line_tokens) as u64;
+    }
+    s.terminal_punct_lines_ratio = ratio(terminal as f64, nonempty as f64);
+
+    // FineWeb over lines split on '\n', blank ones dropped.
+    let fw_lines: Vec<&str> = text.split('\n').filter(|l| !py_strip(l).is_empty()).collect();
+    s.lines = fw_lines.len() as u64;
+    let n_fw = fw_lines.len() as f64;
+    let punct = fw_lines
+        .iter()
+        .filter(|l| l.chars().next_back().is_some_and(|c| TERMINAL.contains(c)))
+        .count();
+    s.line_punct_ratio = ratio(punct as f64, n_fw);
+    let short = fw_lines.iter().filter(|l| l.chars().count() <= 30).count();
+    s.short_line_ratio = ratio(short as f64, n_fw);
+    let (_, _, fw_dup_chars) = find_duplicates(fw_lines.iter().copied());
+    let newlines = text.bytes().filter(|b| *b == b'\n').count();
+    s.dup_line_char_ratio = ratio(fw_dup_chars as f64, chars - newlines as f64);
+    s.newline_ratio = ratio(newlines as f64, n_tokens);
+
+    let prefix_end = text
+        .char_indices()
+        .nth(LANGUAGE_PREFIX_CHARS)
+        .map_or(text.len(), |(i, _)| i);
+    if let Some(info) = whatlang::detect(&text[..prefix_end]) {
+        s.language = Some(info.lang().code());
+        s.language_confidence = info.confidence();
+    }
+    s
+}
+
+/// `re.split(r"\n{2,}", text)`.
+fn split_paragraphs(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\n' && i + 1 < bytes.len() && bytes[i + 1] == b'\n' {
+            let mut j = i;
+            while j < bytes.len() && bytes[j] == b'\n' {
+                j += 1;
+            }
+            out.push(&text[start..i]);
+            start = j;
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    out.push(&text[start..]);
+    out
+}
+
+/// `re.split("\n+", text)`.
+fn split_newline_runs(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\n' {
+            let mut j = i;
+            while j < bytes.len() && bytes[j] == b'\n' {
+                j += 1;
+            }
+            out.push(&text[start..i]);
+            start = j;
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    out.push(&text[start..]);
+    out
+}
+
+/// Top 2/3/4-gram and duplicated 5..10-gram character fractions.
+fn ngram_signals(tokens: &[&str], token_chars: &[u32], chars: f64, s: &mut Signals) {
+    let n = tokens.len();
+    // prefix[i] = polynomial hash of tokens[..i]; pow[k] = BASE^k.
+    let mut prefix = Vec::with_capacity(n + 1);
+    let mut pow = Vec::with_capacity(11);
+    prefix.push(0u64);
+    for t in tokens {
+        let h = fnv1a(t) % MOD;
+        let last = *prefix.last().unwrap();
+        prefix.push((mulmod(last, BASE) + h + 1) % MOD);
+    }
+    pow.push(1u64);
+    for k in 1..=10 {
+        pow.push(mulmod(pow[k - 1], BASE));
+    }
+    let range = |i: usize, len: usize| -> u64 {
+        let sub = mulmod(prefix[i], pow[len]);
+        (prefix[i + len] + MOD - sub) % MOD
+    };
+    let mut char_prefix = Vec::with_capacity(n + 1);
+    char_prefix.push(0u64);
+    for c in token_chars {
+        char_prefix.push(char_prefix.last().unwrap() + u64::from(*c));
+    }
+    let span_chars = |i: usize, len: usize| char_prefix[i + len] - char_prefix[i];
+
+    for (slot, len) in (2..=4).enumerate() {
+        if n < len {
+            continue;
+        }
+        // count and first position; the top n-gram is the most frequent, earliest on ties
+        // (Python's Counter.most_common(1)).
+        let mut counts: HashMap<u64, (u32, u32), HashBuild> =
+            HashMap::with_capacity_and_hasher(n, HashBuild::default());
+        for i in 0..=n - len {
+            let e = counts.entry(range(i, len)).or_insert((0, i as u32));
+            e.0 += 1;
+        }
+        let (count, first) = counts
+            .values()
+            .copied()
+            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
+            .unwrap();
+        // " ".join: word characters plus one space between words.
+        let top_chars = span_chars(first as usize, len) + (len as u64 - 1);
+        s.top_ngram_char_frac[slot] = ratio((top_chars * u64::from(count)) as f64, chars);
+    }
+
+    if n < 5 {
+        return;
+    }
+    // Only positions whose 5-gram occurs more than once can start a duplicated n-gram (n>=5):
+    // the n-gram's first five words would repeat too. This skips most of the work on clean text.
+    let mut five: HashMap<u64, u32, HashBuild> =
+        HashMap::with_capacity_and_hasher(n, HashBuild::default());
+    for i in 0..=n - 5 {
+        *five.entry(range(i, 5)).or_insert(0) += 1;
+    }
+    let repeated: Vec<bool> = (0..=n - 5).map(|i| five[&range(i, 5)] > 1).collect();
+    if !repeated.iter().any(|r| *r) {
+        return;
+    }
+    let mut seen: HashSet<u64, HashBuild> = HashSet::with_hasher(HashBuild::default());
+    for (slot, len) in (5..=10).enumerate() {
+        if n < len {
+            break;
+        }
+        seen.clear();
+        let mut dup_chars = 0u64;
+        let mut i = 0;
+        while i + len <= n {
+            if repeated[i] {
+                let h = range(i, len);
+                if !seen.insert(h) {
+                    dup_chars += span_chars(i, len);
+                    i += len;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        s.dup_ngram_char_frac[slot] = ratio(dup_chars as f64, chars);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROSE: &str = "The committee met on Tuesday to review the proposal. Members agreed that the \
+        plan would have to be revised with care before the vote. Several of them noted that the \
+        budget was too small for the work described, and that the schedule left little time for \
+        testing. The chair asked the authors to return next month with a clearer estimate of the \
+        costs and a list of the risks they expect. Everyone thanked the staff for their patience.";
+
+    #[test]
+    fn clean_prose_passes_every_rule_set() {
+        let s = compute(PROSE);
+        assert!(s.words >= 50, "{s:?}");
+        assert!(s.passes_gopher_quality(), "{s:?}");
+        assert!(s.passes_gopher_repetition(), "{s:?}");
+        assert!(s.passes_c4(), "{s:?}");
+        assert!(s.passes_fineweb(), "{s:?}");
+        assert_eq!(s.language, Some("eng"));
+        assert_eq!(s.stop_words, 8);
+    }
+
+    #[test]
+    fn repeated_lines_fail_repetition() {
+        let text = "buy cheap watches now\n".repeat(40);
+        let s = compute(&text);
+        assert!(s.dup_line_frac > 0.9, "{s:?}");
+        assert!(!s.passes_gopher_repetition());
+        assert!(!s.passes_fineweb());
+    }
+
+    #[test]
+    fn python_line_splitting() {
+        assert_eq!(py_splitlines("a\r\nb\rc\n"), vec!["a", "b", "c"]);
+        assert_eq!(py_splitlines(""), Vec::<&str>::new());
+        assert_eq!(split_newline_runs("\na\n\nb\n"), vec!["", "a", "b", ""]);
+        assert_eq!(split_paragraphs("a\n\n\nb\nc"), vec!["a", "b\nc"]);
+    }
+
+    #[test]
+    fn citations_are_removed() {
+        assert_eq!(remove_citations("Fact.[12] More[edit] x[citation needed]"), "Fact. More x");
+        assert_eq!(remove_citations("a[b]"), "a[b]");
+    }
+
+    #[test]
+    fn duplicated_ngrams_are_counted_greedily() {
+        let text = "alpha beta gamma delta epsilon zeta alpha beta gamma delta epsilon zeta";
+        let s = compute(text);
+        // The second "alpha .. epsilon" repeats the first: 5 words, 26 characters of 71.
+        assert!((s.dup_ngram_char_frac[0] - 26.0 / 71.0).abs() < 1e-12, "{:?}", s.dup_ngram_char_frac);
+    }
+}

@@ -1,0 +1,295 @@
+//! Word and sentence splitting close to what datatrove uses for English (spaCy 3's blank
+//! English tokenizer plus its `sentencizer`), without a Python dependency.
+//!
+//! spaCy splits each whitespace-separated chunk by peeling prefixes (opening punctuation,
+//! quotes, currency), suffixes (closing punctuation, `'s`, `n't`, a period after a lowercase
+//! letter or digit) and infixes (hyphens between letters, `...`, `lower.Upper`, `a,b`, `a/b`).
+//! We follow those rules; spaCy's tokenizer exception table (abbreviations such as `e.g.`)
+//! is approximated by "a period after an uppercase letter or inside a word stays". The
+//! agreement script (`benches/quality_agreement.py`) measures the resulting pass/fail agreement.
+
+use std::sync::LazyLock;
+
+use super::charsets::SENTENCE_END;
+
+/// A set of chars with an ASCII fast path.
+pub(crate) struct CharSet {
+    ascii: [bool; 128],
+    other: Vec<char>,
+}
+
+impl CharSet {
+    pub(crate) fn new(chars: &str) -> Self {
+        let mut ascii = [false; 128];
+        let mut other = Vec::new();
+        for c in chars.chars() {
+            if c.is_ascii() {
+                ascii[c as usize] = true;
+            } else {
+                other.push(c);
+            }
+        }
+        other.sort_unstable();
+        other.dedup();
+        Self { ascii, other }
+    }
+
+    #[inline]
+    pub(crate) fn contains(&self, c: char) -> bool {
+        if c.is_ascii() {
+            self.ascii[c as usize]
+        } else {
+            self.other.binary_search(&c).is_ok()
+        }
+    }
+}
+
+// spaCy's LIST_PUNCT + LIST_QUOTES + LIST_CURRENCY (single characters), used as prefixes and
+// suffixes; '.' is handled separately because it only splits in some contexts.
+const AFFIX_CHARS: &str = "…,:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪'\"”“`‘´’‚„»«「」『』（）〔〕【】《》〈〉〈〉⟦⟧$£€¥฿₽﷼₴₠₡₢₣₤₥₦₧₨₩₪₫₭₮₯₰₱₲₳₵₶₷₸₹₺₻₼₾₿";
+const PREFIX_ONLY: &str = "§%=—–+";
+const SUFFIX_ONLY: &str = "—–%";
+const PUNCT_CHARS: &str = "!\"#%&'()*,-./:;?@[\\]_{}¡§«·»¿‐‑‒–—―‖‘’‚‛“”„‟†‡•…‰′″‹›※‼‽⁇⁈⁉、。〈〉《》「」『』【】〔〕〜・！＂＃％＆＇（）＊，－．／：；？＠［＼］＿｛｝｡､";
+
+static AFFIX: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(AFFIX_CHARS));
+static PREFIX: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(PREFIX_ONLY));
+static SUFFIX: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(SUFFIX_ONLY));
+static PUNCT: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(PUNCT_CHARS));
+static SENT_END: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(SENTENCE_END));
+
+/// True when every char of `token` is punctuation (spaCy's `is_punct`).
+pub(crate) fn is_punct(token: &str) -> bool {
+    !token.is_empty() && token.chars().all(|c| PUNCT.contains(c))
+}
+
+fn is_url(s: &str) -> bool {
+    s.contains("://") || s.starts_with("www.")
+}
+
+fn is_hyphen(c: char) -> bool {
+    matches!(c, '-' | '–' | '—' | '~')
+}
+
+/// Append the spaCy-like tokens of `text` to `out`.
+pub(crate) fn words<'a>(text: &'a str, out: &mut Vec<&'a str>) {
+    for chunk in text.split_whitespace() {
+        split_chunk(chunk, out);
+    }
+}
+
+fn split_chunk<'a>(chunk: &'a str, out: &mut Vec<&'a str>) {
+    if chunk.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        out.push(chunk);
+        return;
+    }
+    let mut s = chunk;
+    let mut suffixes: Vec<&'a str> = Vec::new();
+    loop {
+        if s.is_empty() {
+            break;
+        }
+        // Prefix.
+        let first = s.chars().next().unwrap();
+        if s.starts_with("...") {
+            let n = s.len() - s.trim_start_matches('.').len();
+            out.push(&s[..n]);
+            s = &s[n..];
+            continue;
+        }
+        let plus_digit = first == '+' && s[1..].starts_with(|c: char| c.is_ascii_digit());
+        if (AFFIX.contains(first) || PREFIX.contains(first)) && !plus_digit && s.len() > first.len_utf8() {
+            out.push(&s[..first.len_utf8()]);
+            s = &s[first.len_utf8()..];
+            continue;
+        }
+        // Suffix.
+        if let Some(n) = suffix_len(s) {
+            if n < s.len() {
+                suffixes.push(&s[s.len() - n..]);
+                s = &s[..s.len() - n];
+                continue;
+            }
+        }
+        break;
+    }
+    if !s.is_empty() {
+        if is_url(s) {
+            out.push(s);
+        } else {
+            split_infixes(s, out);
+        }
+    }
+    out.extend(suffixes.into_iter().rev());
+}
+
+/// Byte length of a suffix spaCy would split off `s`, if any.
+fn suffix_len(s: &str) -> Option<usize> {
+    if s.ends_with("...") {
+        let n = s.len() - s.trim_end_matches('.').len();
+        return Some(n);
+    }
+    let lower_end = |suffix: &str| {
+        s.len() > suffix.len()
+            && s.is_char_boundary(s.len() - suffix.len())
+            && s[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+    };
+    for contraction in ["n't", "n’t"] {
+        if lower_end(contraction) {
+            return Some(contraction.len());
+        }
+    }
+    for clitic in ["'s", "’s", "'re", "’re", "'ve", "’ve", "'ll", "’ll", "'d", "’d", "'m", "’m"] {
+        if lower_end(clitic) {
+            return Some(clitic.len());
+        }
+    }
+    let mut rev = s.chars().rev();
+    let last = rev.next()?;
+    if last == '.' {
+        let prev = rev.next()?;
+        let prev2 = rev.next();
+        let splits = prev.is_lowercase()
+            || prev.is_ascii_digit()
+            || matches!(prev, '%' | '²' | '-' | '+')
+            || AFFIX.contains(prev)
+            || (prev.is_uppercase() && prev2.is_some_and(|c| c.is_uppercase()));
+        // A lone lowercase letter with a period ("e.g.", "p.") is an abbreviation.
+        let body = &s[..s.len() - 1];
+        let abbreviation = body.contains('.')
+            && !body.ends_with('.')
+            && body.chars().all(|c| c.is_alphabetic() || c == '.');
+        return (splits && !abbreviation).then_some(1);
+    }
+    if AFFIX.contains(last) || SUFFIX.contains(last) {
+        return Some(last.len_utf8());
+    }
+    None
+}
+
+fn split_infixes<'a>(s: &'a str, out: &mut Vec<&'a str>) {
+    let may_split = |c: char| matches!(c, '.' | '…' | '+' | '-' | '*' | '^' | ',' | '–' | '—' | '~' | ':' | '<' | '>' | '=' | '/');
+    if !s.chars().skip(1).any(may_split) {
+        out.push(s);
+        return;
+    }
+    let chars: Vec<(usize, char)> = s.char_indices().collect();
+    let mut start = 0usize;
+    let mut i = 0usize;
+    while i < chars.len() {
+        let (pos, c) = chars[i];
+        let prev = if i > 0 { Some(chars[i - 1].1) } else { None };
+        let next = chars.get(i + 1).map(|x| x.1);
+        // Length in chars of an infix starting at i, if one does.
+        let infix = if c == '.' && next == Some('.') {
+            let mut j = i;
+            while j < chars.len() && chars[j].1 == '.' {
+                j += 1;
+            }
+            Some(j - i)
+        } else if c == '…' {
+            Some(1)
+        } else {
+            match (prev, next) {
+                (Some(p), Some(n)) => {
+                    let alpha_next = n.is_alphabetic();
+                    if is_hyphen(c) && p.is_alphabetic() {
+                        // "-", "--" and "---" between letters are one infix.
+                        let mut j = i;
+                        while j < chars.len() && is_hyphen(chars[j].1) {
+                            j += 1;
+                        }
+                        chars.get(j).filter(|x| x.1.is_alphabetic()).map(|_| j - i)
+                    } else {
+                        let hit = (p.is_ascii_digit()
+                            && matches!(c, '+' | '-' | '*' | '^')
+                            && (n.is_ascii_digit() || n == '-'))
+                            || (c == '.' && p.is_lowercase() && n.is_uppercase())
+                            || (c == ',' && p.is_alphabetic() && alpha_next)
+                            || (matches!(c, ':' | '<' | '>' | '=' | '/')
+                                && p.is_alphanumeric()
+                                && alpha_next);
+                        hit.then_some(1)
+                    }
+                }
+                _ => None,
+            }
+        };
+        match infix {
+            Some(n) if i > 0 => {
+                let end = chars.get(i + n).map_or(s.len(), |x| x.0);
+                if pos > start {
+                    out.push(&s[start..pos]);
+                }
+                out.push(&s[pos..end]);
+                start = end;
+                i += n;
+            }
+            _ => i += 1,
+        }
+    }
+    if start < s.len() {
+        out.push(&s[start..]);
+    }
+}
+
+/// Number of sentences spaCy's `sentencizer` finds in `tokens`: a new sentence starts at the
+/// first non-punctuation token after a sentence-final character.
+pub(crate) fn sentence_count(tokens: &[&str]) -> usize {
+    if tokens.is_empty() {
+        return 0;
+    }
+    let mut sentences = 1;
+    let mut seen_end = false;
+    for t in tokens {
+        let is_end = t.chars().count() == 1 && SENT_END.contains(t.chars().next().unwrap());
+        if seen_end && !is_punct(t) && !is_end {
+            sentences += 1;
+            seen_end = false;
+        } else if is_end {
+            seen_end = true;
+        }
+    }
+    sentences
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(s: &str) -> Vec<&str> {
+        let mut v = Vec::new();
+        words(s, &mut v);
+        v
+    }
+
+    #[test]
+    fn splits_like_spacy_on_reference_sentences() {
+        // Expected tokens printed by spaCy 3 `spacy.blank("en")`.
+        assert_eq!(
+            toks("Hello, world! It's a well-known fact that 3.5% of https://x.com/a-b users don't... agree?!"),
+            vec!["Hello", ",", "world", "!", "It", "'s", "a", "well", "-", "known", "fact", "that", "3.5", "%", "of", "https://x.com/a-b", "users", "do", "n't", "...", "agree", "?", "!"]
+        );
+        assert_eq!(
+            toks("foo/bar a:b x=y #tag @user $5 5.0. end."),
+            vec!["foo", "/", "bar", "a", ":", "b", "x", "=", "y", "#", "tag", "@user", "$", "5", "5.0", ".", "end", "."]
+        );
+        assert_eq!(toks("This is the end.It continues."), vec!["This", "is", "the", "end", ".", "It", "continues", "."]);
+        assert_eq!(toks("(e.g. U.S. data)"), vec!["(", "e.g.", "U.S.", "data", ")"]);
+        assert_eq!(toks("a--b c...d e…f"), vec!["a", "--", "b", "c", "...", "d", "e", "…", "f"]);
+    }
+
+    #[test]
+    fn sentences_follow_the_sentencizer() {
+        let t = toks("Hello, world! It's here. \"Yes\" he said... ok");
+        assert_eq!(sentence_count(&t), 3);
+        assert_eq!(sentence_count(&toks("No end here")), 1);
+        assert_eq!(sentence_count(&[]), 0);
+    }
+
+    #[test]
+    fn odd_input_does_not_panic() {
+        for s in ["", ".", "...", "'", "n't", "’s", "a.", "+1", "—", "日本語。テスト", "\u{200f}שלום", "🎉🎉"] {
+            let _ = toks(s);
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! SQL glue for `quality_score(text)` and `quality_signals(text)`.
+
+use std::sync::{Arc, LazyLock};
+
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, StructArray,
+};
+use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::datatypes::{DataType, Field, Fields};
+use datafusion::error::Result;
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    TypeSignature, Volatility,
+};
+
+use super::signals::{compute, Signals};
+use crate::util::map_text_arg;
+
+/// `quality_score(text)` as a [`ScalarUDF`].
+pub fn quality_score_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(QualityScore::default())
+}
+
+/// `quality_signals(text)` as a [`ScalarUDF`].
+pub fn quality_signals_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(QualitySignals::default())
+}
+
+fn text_signature() -> Signature {
+    Signature::one_of(vec![TypeSignature::String(1)], Volatility::Immutable)
+}
+
+/// Calibrated 0-10 quality score from heuristic signals.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct QualityScore {
+    signature: Signature,
+}
+
+impl Default for QualityScore {
+    fn default() -> Self {
+        Self {
+            signature: text_signature(),
+        }
+    }
+}
+
+static SCORE_DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        crate::doc_section(),
+        "Model-free quality score in [0, 10] (SampleMix q(x)): 10 · exp(−Σ wᵢ·pᵢ) over the Gopher, \
+         C4 and FineWeb signals of quality_signals, each penalty 0 while comfortably inside its rule, \
+         0.5 at the rule's threshold, growing past it. 10 = clears every rule comfortably. \
+         English-only signals are scaled by how English the text is. NULL text gives NULL.",
+        "quality_score(text)",
+    )
+    .with_sql_example("SELECT id, quality_score(text) AS quality FROM docs ORDER BY quality DESC;")
+    .with_argument("text", "Document text (Utf8, LargeUtf8 or Utf8View).")
+    .with_related_udf("quality_signals")
+    .build()
+});
+
+impl ScalarUDFImpl for QualityScore {
+    fn name(&self) -> &str {
+        "quality_score"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Float64)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        map_text_arg(&args, self.name(), compute, |signals| {
+            let scores: Float64Array = signals
+                .iter()
+                .map(|s| s.as_ref().map(super::score::score))
+                .collect();
+            Ok(Arc::new(scores))
+        })
+    }
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&SCORE_DOC)
+    }
+}
+
+/// Every raw heuristic signal as a struct.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct QualitySignals {
+    signature: Signature,
+}
+
+impl Default for QualitySignals {
+    fn default() -> Self {
+        Self {
+            signature: text_signature(),
+        }
+    }
+}
+
+enum Col {
+    Int(fn(&Signals) -> u64),
+    Float(fn(&Signals) -> f64),
+    Bool(fn(&Signals) -> bool),
+    Str(fn(&Signals) -> Option<&'static str>),
+}
+
+/// Output struct fields, in order. Names are the SQL field names.
+static COLUMNS: LazyLock<Vec<(&'static str, Col)>> = LazyLock::new(|| {
+    use Col::*;
+    vec![
+        ("chars", Int(|s| s.chars)),
+        ("lines", Int(|s| s.lines)),
+        ("words", Int(|s| s.words)),
+        ("tokens", Int(|s| s.tokens)),
+        ("mean_word_length", Float(|s| s.mean_word_length)),
+        ("hash_ratio", Float(|s| s.hash_ratio)),
+        ("ellipsis_ratio", Float(|s| s.ellipsis_ratio)),
+        ("bullet_lines_ratio", Float(|s| s.bullet_lines_ratio)),
+        ("ellipsis_lines_ratio", Float(|s| s.ellipsis_lines_ratio)),
+        ("alpha_words_ratio", Float(|s| s.alpha_words_ratio)),
+        ("stop_words", Int(|s| s.stop_words)),
+        ("dup_line_frac", Float(|s| s.dup_line_frac)),
+        ("dup_para_frac", Float(|s| s.dup_para_frac)),
+        ("dup_line_char_frac", Float(|s| s.dup_line_char_frac)),
+        ("dup_para_char_frac", Float(|s| s.dup_para_char_frac)),
+        ("top_2gram_char_frac", Float(|s| s.top_ngram_char_frac[0])),
+        ("top_3gram_char_frac", Float(|s| s.top_ngram_char_frac[1])),
+        ("top_4gram_char_frac", Float(|s| s.top_ngram_char_frac[2])),
+        ("dup_5gram_char_frac", Float(|s| s.dup_ngram_char_frac[0])),
+        ("dup_6gram_char_frac", Float(|s| s.dup_ngram_char_frac[1])),
+        ("dup_7gram_char_frac", Float(|s| s.dup_ngram_char_frac[2])),
+        ("dup_8gram_char_frac", Float(|s| s.dup_ngram_char_frac[3])),
+        ("dup_9gram_char_frac", Float(|s| s.dup_ngram_char_frac[4])),
+        ("dup_10gram_char_frac", Float(|s| s.dup_ngram_char_frac[5])),
+        ("terminal_punct_lines_ratio", Float(|s| s.terminal_punct_lines_ratio)),
+        ("sentences", Int(|s| s.sentences)),
+        ("lorem_ipsum", Bool(|s| s.lorem_ipsum)),
+        ("curly_bracket", Bool(|s| s.curly_bracket)),
+        ("javascript_lines", Int(|s| s.javascript_lines)),
+        ("policy_lines", Int(|s| s.policy_lines)),
+        ("line_punct_ratio", Float(|s| s.line_punct_ratio)),
+        ("short_line_ratio", Float(|s| s.short_line_ratio)),
+        ("dup_line_char_ratio", Float(|s| s.dup_line_char_ratio)),
+        ("newline_ratio", Float(|s| s.newline_ratio)),
+        ("language", Str(|s| s.language)),
+        ("language_confidence", Float(|s| s.language_confidence)),
+        ("gopher_quality_pass", Bool(Signals::passes_gopher_quality)),
+        ("gopher_repetition_pass", Bool(Signals::passes_gopher_repetition)),
+        ("c4_pass", Bool(Signals::passes_c4)),
+        ("fineweb_pass", Bool(Signals::passes_fineweb)),
+    ]
+});
+
+fn signal_fields() -> Fields {
+    COLUMNS
+        .iter()
+        .map(|(name, col)| {
+            let t = match col {
+                Col::Int(_) => DataType::Int64,
+                Col::Float(_) => DataType::Float64,
+                Col::Bool(_) => DataType::Boolean,
+                Col::Str(_) => DataType::Utf8,
+            };
+            Field::new(*name, t, true)
+        })
+        .collect()
+}
+
+static SIGNALS_DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        crate::doc_section(),
+        "Raw heuristic quality signals of a text as a struct: Gopher quality (words, mean_word_length, \
+         hash/ellipsis ratios, bullet/ellipsis lines, alpha_words_ratio, stop_words), Gopher repetition \
+         (duplicate line/paragraph fractions, top 2-4-gram and duplicated 5-10-gram character fractions), \
+         C4 (terminal_punct_lines_ratio, sentences, lorem_ipsum, curly_bracket, javascript_lines, \
+         policy_lines), FineWeb (line_punct_ratio, short_line_ratio, dup_line_char_ratio, newline_ratio), \
+         language + language_confidence (whatlang, ISO 639-3) and pass/fail of each rule set with \
+         datatrove's default thresholds. NULL text gives NULL.",
+        "quality_signals(text)",
+    )
+    .with_sql_example(
+        "SELECT quality_signals(text)['words'], quality_signals(text)['c4_pass'] FROM docs;",
+    )
+    .with_argument("text", "Document text (Utf8, LargeUtf8 or Utf8View).")
+    .with_related_udf("quality_score")
+    .build()
+});
+
+impl ScalarUDFImpl for QualitySignals {
+    fn name(&self) -> &str {
+        "quality_signals"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Struct(signal_fields()))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        map_text_arg(&args, self.name(), compute, |signals| {
+            let present = || signals.iter().map(|s| s.as_ref());
+            let columns: Vec<ArrayRef> = COLUMNS
+                .iter()
+                .map(|(_, col)| -> ArrayRef {
+                    match col {
+                        Col::Int(f) => Arc::new(
+                            present().map(|s| s.map(|s| f(s) as i64)).collect::<Int64Array>(),
+                        ),
+                        Col::Float(f) => {
+                            Arc::new(present().map(|s| s.map(f)).collect::<Float64Array>())
+                        }
+                        Col::Bool(f) => {
+                            Arc::new(present().map(|s| s.map(f)).collect::<BooleanArray>())
+                        }
+                        Col::Str(f) => Arc::new(
+                            present().map(|s| s.and_then(f)).collect::<StringArray>(),
+                        ),
+                    }
+                })
+                .collect();
+            let nulls = NullBuffer::from(signals.iter().map(Option::is_some).collect::<Vec<_>>());
+            Ok(Arc::new(StructArray::try_new(
+                signal_fields(),
+                columns,
+                Some(nulls),
+            )?))
+        })
+    }
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&SIGNALS_DOC)
+    }
+}
