@@ -20,6 +20,8 @@ use datafusion::error::Result;
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 
+pub mod cluster;
+pub mod embed;
 pub mod quality;
 pub mod tokens;
 mod util;
@@ -39,17 +41,26 @@ pub fn all_udfs() -> Vec<ScalarUDF> {
         tokens::udf::token_count_udf(),
         quality::udf::quality_score_udf(),
         quality::udf::quality_signals_udf(),
+        embed::udf::embed_udf(),
     ]
 }
 
 /// Every table function samplemix adds, as (SQL name, implementation).
 pub fn all_udtfs() -> Vec<(&'static str, Arc<dyn TableFunctionImpl>)> {
-    vec![]
+    vec![("kmeans_fit", Arc::new(cluster::udtf::KmeansFit))]
+}
+
+/// Scalar functions that read tables through a session (`diversity_cluster`): they need the
+/// context they are registered in, so they are not part of [`all_udfs`].
+pub fn session_udfs(ctx: &SessionContext) -> Vec<ScalarUDF> {
+    let weak = ctx.state_weak_ref();
+    let session: cluster::udf::SessionSource = Arc::new(move || weak.upgrade().map(|s| s.read().clone()));
+    vec![cluster::udf::diversity_cluster_udf(session)]
 }
 
 /// Register all samplemix scalar and table functions in `ctx`.
 pub fn register_all(ctx: &SessionContext) -> Result<()> {
-    for udf in all_udfs() {
+    for udf in all_udfs().into_iter().chain(session_udfs(ctx)) {
         ctx.register_udf(udf);
     }
     for (name, udtf) in all_udtfs() {

@@ -74,3 +74,102 @@ pub(crate) fn map_text_arg<T>(
         ColumnarValue::Array(array)
     })
 }
+
+/// Run `fut` to completion on a helper thread with its own Tokio runtime.
+///
+/// Table functions are planned synchronously, but `kmeans_fit` must read its input table
+/// (possibly from S3) before it knows its output. Blocking the caller's runtime would panic
+/// on a current-thread runtime, so the work runs on a fresh runtime on a fresh thread.
+pub(crate) fn block_on_helper<T: Send + 'static>(
+    function: &str,
+    fut: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let handle = std::thread::Builder::new()
+        .name(format!("samplemix-{function}"))
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .enable_all()
+                .build()?;
+            rt.block_on(fut)
+        })?;
+    match handle.join() {
+        Ok(result) => result,
+        Err(_) => exec_err!("{function}: internal error: the worker thread panicked"),
+    }
+}
+
+/// A constant integer argument of a table function (`-3` arrives as a negation).
+pub(crate) fn literal_i64(
+    expr: &datafusion::logical_expr::Expr,
+    function: &str,
+    argument: &str,
+) -> Result<i64> {
+    use datafusion::logical_expr::Expr;
+    match expr {
+        Expr::Literal(v, _) if v.data_type().is_integer() && !v.is_null() => {
+            match v.cast_to(&DataType::Int64)? {
+                ScalarValue::Int64(Some(i)) => Ok(i),
+                _ => plan_err!("{function}: argument '{argument}' must be an integer"),
+            }
+        }
+        Expr::Negative(inner) => Ok(-literal_i64(inner, function, argument)?),
+        Expr::Literal(v, _) => plan_err!(
+            "{function}: argument '{argument}' must be an integer, got {} {v}",
+            v.data_type()
+        ),
+        other => plan_err!("{function}: argument '{argument}' must be a constant integer, got {other}"),
+    }
+}
+
+/// A constant float argument of a table function (integers accepted).
+pub(crate) fn literal_f64(
+    expr: &datafusion::logical_expr::Expr,
+    function: &str,
+    argument: &str,
+) -> Result<f64> {
+    use datafusion::logical_expr::Expr;
+    match expr {
+        Expr::Literal(v, _) if (v.data_type().is_numeric()) && !v.is_null() => {
+            match v.cast_to(&DataType::Float64)? {
+                ScalarValue::Float64(Some(f)) => Ok(f),
+                _ => plan_err!("{function}: argument '{argument}' must be a number"),
+            }
+        }
+        Expr::Negative(inner) => Ok(-literal_f64(inner, function, argument)?),
+        other => plan_err!("{function}: argument '{argument}' must be a constant number, got {other}"),
+    }
+}
+
+/// A constant string argument of a table function.
+pub(crate) fn literal_str(
+    expr: &datafusion::logical_expr::Expr,
+    function: &str,
+    argument: &str,
+) -> Result<String> {
+    use datafusion::logical_expr::Expr;
+    match expr {
+        Expr::Literal(v, _) => match literal_string(Some(v), function, argument)? {
+            Some(s) => Ok(s),
+            None => plan_err!("{function}: argument '{argument}' must not be NULL"),
+        },
+        other => plan_err!("{function}: argument '{argument}' must be a constant string, got {other}"),
+    }
+}
+
+/// A table argument: a bare identifier (`docs`, `s.docs`) or a string (`'docs'`, a path).
+pub(crate) fn table_name(
+    expr: &datafusion::logical_expr::Expr,
+    function: &str,
+    argument: &str,
+) -> Result<String> {
+    use datafusion::logical_expr::Expr;
+    match expr {
+        Expr::Column(c) => Ok(c.flat_name()),
+        Expr::Literal(..) => literal_str(expr, function, argument),
+        other => plan_err!(
+            "{function}: argument '{argument}' must be a table name (identifier or string), got {other}"
+        ),
+    }
+}

@@ -46,13 +46,17 @@ impl CharSet {
 
 // spaCy's LIST_PUNCT + LIST_QUOTES + LIST_CURRENCY (single characters), used as prefixes and
 // suffixes; '.' is handled separately because it only splits in some contexts.
-const AFFIX_CHARS: &str = "…,:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪'\"”“`‘´’‚„»«「」『』（）〔〕【】《》〈〉〈〉⟦⟧$£€¥฿₽﷼₴₠₡₢₣₤₥₦₧₨₩₪₫₭₮₯₰₱₲₳₵₶₷₸₹₺₻₼₾₿";
+const AFFIX_CHARS: &str = "…,:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪'\"”“`‘´’‚„»«「」『』（）〔〕【】《》〈〉〈〉⟦⟧";
+// Currency: a prefix anywhere, a suffix only after a digit ("5$", not "a$").
+const CURRENCY_CHARS: &str = "$£€¥฿₽﷼₴₠₡₢₣₤₥₦₧₨₩₪₫₭₮₯₰₱₲₳₵₶₷₸₹₺₻₼₾₿";
 const PREFIX_ONLY: &str = "§%=—–+";
 const SUFFIX_ONLY: &str = "—–%";
 const PUNCT_CHARS: &str = "!\"#%&'()*,-./:;?@[\\]_{}¡§«·»¿‐‑‒–—―‖‘’‚‛“”„‟†‡•…‰′″‹›※‼‽⁇⁈⁉、。〈〉《》「」『』【】〔〕〜・！＂＃％＆＇（）＊，－．／：；？＠［＼］＿｛｝｡､";
 
 static AFFIX: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(AFFIX_CHARS));
-static PREFIX: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(PREFIX_ONLY));
+static PREFIX: LazyLock<CharSet> =
+    LazyLock::new(|| CharSet::new(&format!("{PREFIX_ONLY}{CURRENCY_CHARS}")));
+static CURRENCY: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(CURRENCY_CHARS));
 static SUFFIX: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(SUFFIX_ONLY));
 static PUNCT: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(PUNCT_CHARS));
 static SENT_END: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(SENTENCE_END));
@@ -155,12 +159,17 @@ fn suffix_len(s: &str) -> Option<usize> {
             || (prev.is_uppercase() && prev2.is_some_and(|c| c.is_uppercase()));
         // A lone lowercase letter with a period ("e.g.", "p.") is an abbreviation.
         let body = &s[..s.len() - 1];
-        let abbreviation = body.contains('.')
+        // spaCy's exception table keeps "x." (one letter) and dotted abbreviations ("e.g.").
+        let abbreviation = (body.contains('.')
             && !body.ends_with('.')
-            && body.chars().all(|c| c.is_alphabetic() || c == '.');
+            && body.chars().all(|c| c.is_alphabetic() || c == '.'))
+            || (body.chars().count() == 1 && prev.is_alphabetic());
         return (splits && !abbreviation).then_some(1);
     }
     if AFFIX.contains(last) || SUFFIX.contains(last) {
+        return Some(last.len_utf8());
+    }
+    if CURRENCY.contains(last) && rev.next().is_some_and(|c| c.is_ascii_digit()) {
         return Some(last.len_utf8());
     }
     None
@@ -192,13 +201,16 @@ fn split_infixes<'a>(s: &'a str, out: &mut Vec<&'a str>) {
             match (prev, next) {
                 (Some(p), Some(n)) => {
                     let alpha_next = n.is_alphabetic();
-                    if is_hyphen(c) && p.is_alphabetic() {
-                        // "-", "--" and "---" between letters are one infix.
-                        let mut j = i;
-                        while j < chars.len() && is_hyphen(chars[j].1) {
-                            j += 1;
-                        }
-                        chars.get(j).filter(|x| x.1.is_alphabetic()).map(|_| j - i)
+                    let mut j = i;
+                    while is_hyphen(c) && j < chars.len() && is_hyphen(chars[j].1) {
+                        j += 1;
+                    }
+                    if is_hyphen(c)
+                        && p.is_alphanumeric()
+                        && chars.get(j).is_some_and(|x| x.1.is_alphabetic())
+                    {
+                        // "-", "--" and "---" before a letter are one infix.
+                        Some(j - i)
                     } else {
                         let hit = (p.is_ascii_digit()
                             && matches!(c, '+' | '-' | '*' | '^')
@@ -276,6 +288,43 @@ mod tests {
         assert_eq!(toks("This is the end.It continues."), vec!["This", "is", "the", "end", ".", "It", "continues", "."]);
         assert_eq!(toks("(e.g. U.S. data)"), vec!["(", "e.g.", "U.S.", "data", ")"]);
         assert_eq!(toks("a--b c...d e…f"), vec!["a", "--", "b", "c", "...", "d", "e", "…", "f"]);
+    }
+
+    #[test]
+    fn matches_spacy_on_edge_cases() {
+        // (input, spaCy 3 blank English tokens joined by spaces)
+        let cases = [
+            ("$[0,1]$,", "$ [ 0,1]$ ,"),
+            ("0,1", "0,1"),
+            ("a,b", "a , b"),
+            ("3/2^{-}$", "3/2^{-}$"),
+            ("x)", "x )"),
+            ("5$", "5 $"),
+            ("a$", "a$"),
+            ("etc.", "etc ."),
+            ("x.", "x."),
+            ("A.", "A."),
+            ("AB.", "AB ."),
+            ("1.", "1 ."),
+            ("e.g.,", "e.g. ,"),
+            ("2-3", "2 - 3"),
+            ("a-1", "a-1"),
+            ("1-a", "1 - a"),
+            ("[1]", "[ 1 ]"),
+            ("can't", "ca n't"),
+            ("I'm", "I 'm"),
+            ("'90s", "' 90s"),
+            ("x:y", "x : y"),
+            ("12:30", "12:30"),
+            ("&amp;", "& amp ;"),
+            ("100%", "100 %"),
+            ("a~b", "a ~ b"),
+            ("O(n)", "O(n )"),
+            ("!!", "! !"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(toks(input).join(" "), expected, "input {input:?}");
+        }
     }
 
     #[test]
