@@ -1,13 +1,24 @@
--- samplemix quickstart: the sample corpus shipped in data/ (860 real documents, 7 domains).
--- Run: cargo run --release -- -f sql/quickstart.sql
-CREATE EXTERNAL TABLE docs STORED AS PARQUET LOCATION 'data/sample.parquet';
+-- samplemix quickstart: the whole SampleMix pipeline on the sample corpus shipped in data/
+-- (860 real documents, 7 domains). Run all three steps:
+--   cargo run --release -- -f sql/quickstart.sql -f sql/mix.sql -f sql/report.sql
+CREATE EXTERNAL TABLE corpus STORED AS PARQUET LOCATION 'data/sample.parquet';
 
--- Per-domain documents and tokens (o200k_base), with each domain's share of all tokens.
-SELECT domain,
-       count(*) AS docs,
-       sum(tokens) AS tokens,
-       round(100.0 * CAST(sum(tokens) AS DOUBLE) / CAST(max(total) AS DOUBLE), 2) AS token_share_pct
-FROM (SELECT domain, token_count(text) AS tokens FROM docs) d
-CROSS JOIN (SELECT sum(token_count(text)) AS total FROM docs) t
-GROUP BY domain
-ORDER BY tokens DESC;
+-- The source corpus: documents and tokens (o200k_base) per domain.
+SELECT domain, count(*) AS docs, sum(token_count(text)) AS tokens
+FROM corpus GROUP BY domain ORDER BY tokens DESC;
+
+-- 1. Score every document: tokens, quality q(x) in [0, 10], embedding.
+CREATE TABLE docs AS
+SELECT id, domain, text, token_count(text) AS tokens, quality_score(text) AS quality, embed(text) AS emb
+FROM corpus;
+
+-- 2. Diversity: k-means on the embeddings (k = 16, seed 0), then each document's cluster and
+--    its distance to the centroid.
+CREATE TABLE centroids AS SELECT * FROM kmeans_fit(docs, 'emb', 16, 100000, 0);
+CREATE TABLE scored AS
+SELECT id, quality, dc['cluster'] AS cluster, dc['distance'] AS distance, tokens
+FROM (SELECT id, quality, tokens, diversity_cluster(emb, 'centroids') AS dc FROM docs);
+
+-- 3. Weights and counts: alpha 0.8 (diversity weight), tau 0.2 (the paper's), a budget of
+--    640,000 tokens (about the sample's 641,894: T_tgt = T_src as in the paper), seed 0.
+CREATE TABLE weights AS SELECT * FROM samplemix_weights(scored, centroids, 0.8, 0.2, 640000, 0);

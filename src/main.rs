@@ -34,16 +34,31 @@ use samplemix::{S3Settings, SamplemixContext, SamplemixStoreRegistry};
     long_about = None
 )]
 struct Args {
-    #[clap(short = 'p', long, help = "Path to your data, default to current directory", value_parser(parse_valid_data_dir))]
+    #[clap(
+        short = 'p',
+        long,
+        help = "Path to your data, default to current directory",
+        value_parser(parse_valid_data_dir)
+    )]
     data_path: Option<String>,
 
-    #[clap(short = 'b', long, help = "The batch size of each query, or use DataFusion default", value_parser(parse_batch_size))]
+    #[clap(
+        short = 'b',
+        long,
+        help = "The batch size of each query, or use DataFusion default",
+        value_parser(parse_batch_size)
+    )]
     batch_size: Option<usize>,
 
     #[clap(short = 'c', long, num_args = 0.., help = "Execute the given SQL string(s), then exit. Repeatable.", value_parser(parse_command))]
     command: Vec<String>,
 
-    #[clap(short = 'm', long, help = "The memory pool limitation (e.g. '10g'), default to None (no limit)", value_parser(extract_memory_pool_size))]
+    #[clap(
+        short = 'm',
+        long,
+        help = "The memory pool limitation (e.g. '10g'), default to None (no limit)",
+        value_parser(extract_memory_pool_size)
+    )]
     memory_limit: Option<usize>,
 
     #[clap(short, long, num_args = 0.., help = "Execute SQL from file(s), then exit. Stops at the first failing statement.", value_parser(parse_valid_file))]
@@ -55,22 +70,39 @@ struct Args {
     #[clap(long, value_enum, default_value_t = PrintFormat::Automatic)]
     format: PrintFormat,
 
-    #[clap(short, long, help = "Reduce printing other than the results and work quietly")]
+    #[clap(
+        short,
+        long,
+        help = "Reduce printing other than the results and work quietly"
+    )]
     quiet: bool,
 
     #[clap(long, help = "Specify the memory pool type 'greedy' or 'fair'", default_value_t = PoolType::Greedy)]
     mem_pool_type: PoolType,
 
-    #[clap(long, help = "The number of top memory consumers to display when query fails due to memory exhaustion. To disable memory consumer tracking, set this value to 0", default_value = "3")]
+    #[clap(
+        long,
+        help = "The number of top memory consumers to display when query fails due to memory exhaustion. To disable memory consumer tracking, set this value to 0",
+        default_value = "3"
+    )]
     top_memory_consumers: usize,
 
-    #[clap(long, help = "The max number of rows to display for 'Table' format\n[possible values: numbers(0/10/...), inf(no limit)]", default_value = "40")]
+    #[clap(
+        long,
+        help = "The max number of rows to display for 'Table' format\n[possible values: numbers(0/10/...), inf(no limit)]",
+        default_value = "40"
+    )]
     maxrows: MaxRows,
 
     #[clap(long, help = "Enables console syntax highlighting")]
     color: bool,
 
-    #[clap(short = 'd', long, help = "Available disk space for spilling queries (e.g. '10g'), default to None (uses DataFusion's default value of '100g')", value_parser(extract_disk_limit))]
+    #[clap(
+        short = 'd',
+        long,
+        help = "Available disk space for spilling queries (e.g. '10g'), default to None (uses DataFusion's default value of '100g')",
+        value_parser(extract_disk_limit)
+    )]
     disk_limit: Option<usize>,
 
     #[clap(long, help = "Specify the default object_store_profiling mode, defaults to 'disabled'.\n[possible values: disabled, summary, trace]", default_value_t = InstrumentedObjectStoreMode::Disabled)]

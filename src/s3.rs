@@ -208,17 +208,24 @@ impl CliSessionContext for SamplemixContext {
                 }
             }
             LogicalPlan::Copy(copy) => {
-                self.rebuild_s3_store(&copy.output_url, &copy.options).await?
+                self.rebuild_s3_store(&copy.output_url, &copy.options)
+                    .await?
             }
             _ => {}
         }
-        match (self.ctx.execute_logical_plan(plan).await, custom_endpoint_table) {
+        match (
+            self.ctx.execute_logical_plan(plan).await,
+            custom_endpoint_table,
+        ) {
             // datafusion-cli answers any S3 error of CREATE EXTERNAL TABLE by asking AWS for the
             // bucket's region and retrying; with a custom endpoint (MinIO, moto, R2 ...) that
             // lookup is meaningless and hides the real error, so we keep the error as it is.
-            (Err(e @ DataFusionError::ObjectStore(_)), Some(location)) => Err(
-                DataFusionError::Context(format!("CREATE EXTERNAL TABLE at '{location}'"), Box::new(e)),
-            ),
+            (Err(e @ DataFusionError::ObjectStore(_)), Some(location)) => {
+                Err(DataFusionError::Context(
+                    format!("CREATE EXTERNAL TABLE at '{location}'"),
+                    Box::new(e),
+                ))
+            }
             (result, _) => result,
         }
     }

@@ -44,7 +44,10 @@ impl UrlTableFactory for ExplainingUrlTables {
         let (Some(state), Ok(table_url)) = (state, ListingTableUrl::parse(url)) else {
             return Ok(None);
         };
-        match ListingTableConfig::new(table_url).infer_options(&state).await {
+        match ListingTableConfig::new(table_url)
+            .infer_options(&state)
+            .await
+        {
             Ok(_) => Ok(None),
             Err(e) => Err(DataFusionError::Context(
                 format!("cannot read '{url}'"),

@@ -47,7 +47,16 @@ fn corpus_round_trips_through_s3() {
     let ep = moto.endpoint();
     let opts = options(&ep);
 
-    let (ok, local, err) = run(&["-q", "--format", "csv", "-c", &format!("{TOTALS} 'data/sample.parquet'")], &[]);
+    let (ok, local, err) = run(
+        &[
+            "-q",
+            "--format",
+            "csv",
+            "-c",
+            &format!("{TOTALS} 'data/sample.parquet'"),
+        ],
+        &[],
+    );
     assert!(ok, "{err}");
     let local = csv_row(&local);
     assert!(local.starts_with("860,"), "{local}");
@@ -82,18 +91,33 @@ fn corpus_round_trips_through_s3() {
     );
     assert!(ok, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines.contains(&local.as_str()), "S3 totals differ from local {local}: {out}");
+    assert!(
+        lines.contains(&local.as_str()),
+        "S3 totals differ from local {local}: {out}"
+    );
     assert_eq!(lines.last(), Some(&"7"), "{out}");
 
     // Read back with AWS_* environment variables and a URL table; also list the shards.
     let (ok, out, err) = run(
-        &["-q", "--format", "csv", "-c", &format!("{TOTALS} 's3://corpus-bucket/corpus/'")],
+        &[
+            "-q",
+            "--format",
+            "csv",
+            "-c",
+            &format!("{TOTALS} 's3://corpus-bucket/corpus/'"),
+        ],
         &env(&ep),
     );
     assert!(ok, "{err}");
     assert_eq!(csv_row(&out), local, "{out}");
     let (ok, out, err) = run(
-        &["-q", "--format", "csv", "-c", "SELECT count(*) FROM 's3://corpus-bucket/corpus/part-1.parquet'"],
+        &[
+            "-q",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(*) FROM 's3://corpus-bucket/corpus/part-1.parquet'",
+        ],
         &env(&ep),
     );
     assert!(ok, "{err}");
@@ -106,7 +130,13 @@ fn corpus_round_trips_through_s3() {
     );
     assert!(ok, "{err}");
     let (ok, out, err) = run(
-        &["-q", "--format", "csv", "-c", "SELECT count(*) FROM 's3://corpus-bucket/ids/ids.parquet'"],
+        &[
+            "-q",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(*) FROM 's3://corpus-bucket/ids/ids.parquet'",
+        ],
         &env(&ep),
     );
     assert!(ok, "{err}");
@@ -118,20 +148,41 @@ fn missing_bucket_is_a_clear_error_without_secrets() {
     let moto = Moto::start();
     let ep = moto.endpoint();
     let (ok, out, err) = run(
-        &["-q", "-c", &format!("CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 's3://no-such-bucket/x/' {}", options(&ep))],
+        &[
+            "-q",
+            "-c",
+            &format!(
+                "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 's3://no-such-bucket/x/' {}",
+                options(&ep)
+            ),
+        ],
         &[],
     );
     assert!(!ok, "expected failure: {out}");
-    assert!(err.contains("NoSuchBucket") || err.contains("bucket does not exist"), "{err}");
-    assert!(!err.contains(SECRET) && !out.contains(SECRET), "secret leaked: {err}{out}");
+    assert!(
+        err.contains("NoSuchBucket") || err.contains("bucket does not exist"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(SECRET) && !out.contains(SECRET),
+        "secret leaked: {err}{out}"
+    );
 
     let (ok, out, err) = run(
         &["-q", "-c", "SELECT count(*) FROM 's3://no-such-bucket/x/'"],
         &env(&ep),
     );
     assert!(!ok, "expected failure: {out}");
-    assert!(err.contains("NoSuchBucket") || err.contains("bucket does not exist") || err.contains("not found"), "{err}");
-    assert!(!err.contains(SECRET) && !out.contains(SECRET), "secret leaked: {err}{out}");
+    assert!(
+        err.contains("NoSuchBucket")
+            || err.contains("bucket does not exist")
+            || err.contains("not found"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(SECRET) && !out.contains(SECRET),
+        "secret leaked: {err}{out}"
+    );
 }
 
 /// A dead endpoint must fail on its own, quickly, with an error naming the endpoint problem.
@@ -143,21 +194,43 @@ fn unreachable_endpoint_fails_fast_without_secrets() {
     let dead = format!("http://127.0.0.1:{}", free_port());
     for (args, env) in [
         (
-            vec!["-q".to_string(), "-c".into(), format!("CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 's3://b/x/' {}", options(&dead))],
+            vec![
+                "-q".to_string(),
+                "-c".into(),
+                format!(
+                    "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 's3://b/x/' {}",
+                    options(&dead)
+                ),
+            ],
             vec![],
         ),
-        (vec!["-q".to_string(), "-c".into(), "SELECT * FROM 's3://b/x/data.parquet'".into()], env(&dead)),
+        (
+            vec![
+                "-q".to_string(),
+                "-c".into(),
+                "SELECT * FROM 's3://b/x/data.parquet'".into(),
+            ],
+            env(&dead),
+        ),
     ] {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let started = Instant::now();
         let (ok, out, err) = run(&argv, &env);
         let took = started.elapsed();
         assert!(!ok, "expected failure: {out}");
-        assert!(took < Duration::from_secs(10), "took {took:?} to fail: {err}");
         assert!(
-            err.to_lowercase().contains("connect") || err.contains("error sending request") || err.contains("retries"),
+            took < Duration::from_secs(10),
+            "took {took:?} to fail: {err}"
+        );
+        assert!(
+            err.to_lowercase().contains("connect")
+                || err.contains("error sending request")
+                || err.contains("retries"),
             "unclear error: {err}"
         );
-        assert!(!err.contains(SECRET) && !out.contains(SECRET), "secret leaked: {err}{out}");
+        assert!(
+            !err.contains(SECRET) && !out.contains(SECRET),
+            "secret leaked: {err}{out}"
+        );
     }
 }

@@ -21,19 +21,33 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn command_prints_token_count_as_csv() {
-    let out = samplemix(&["-q", "--format", "csv", "-c", "SELECT token_count('hello world')"]);
+    let out = samplemix(&[
+        "-q",
+        "--format",
+        "csv",
+        "-c",
+        "SELECT token_count('hello world')",
+    ]);
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines, vec!["\"token_count(Utf8(\"\"hello world\"\"))\"", "2"], "{text}");
+    assert_eq!(
+        lines,
+        vec!["\"token_count(Utf8(\"\"hello world\"\"))\"", "2"],
+        "{text}"
+    );
 }
 
 #[test]
 fn repeated_commands_run_in_order() {
     let out = samplemix(&[
-        "-q", "--format", "csv",
-        "-c", "CREATE TABLE t AS VALUES (1), (2)",
-        "-c", "SELECT sum(column1) AS s FROM t",
+        "-q",
+        "--format",
+        "csv",
+        "-c",
+        "CREATE TABLE t AS VALUES (1), (2)",
+        "-c",
+        "SELECT sum(column1) AS s FROM t",
     ]);
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     assert!(stdout(&out).lines().any(|l| l == "3"), "{}", stdout(&out));
@@ -44,8 +58,15 @@ fn failing_command_exits_non_zero_with_error_on_stderr() {
     let out = samplemix(&["-q", "-c", "SELECT token_count('x', 'gpt2')"]);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("token_count: argument 'encoding': unknown encoding 'gpt2'"), "{err}");
-    assert!(!stdout(&out).contains("gpt2"), "error went to stdout: {}", stdout(&out));
+    assert!(
+        err.contains("token_count: argument 'encoding': unknown encoding 'gpt2'"),
+        "{err}"
+    );
+    assert!(
+        !stdout(&out).contains("gpt2"),
+        "error went to stdout: {}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -55,10 +76,16 @@ fn file_runs_statements_and_stops_at_the_first_error() {
     let mut f = std::fs::File::create(&path).unwrap();
     writeln!(f, "-- a comment line\nSELECT 40 + 2 AS answer;\nSELECT * FROM no_such_table;\nSELECT 'never printed' AS x;").unwrap();
     let out = samplemix(&["-q", "--format", "csv", "-f", path.to_str().unwrap()]);
-    assert!(!out.status.success(), "a failing statement must fail the run");
+    assert!(
+        !out.status.success(),
+        "a failing statement must fail the run"
+    );
     let text = stdout(&out);
     assert!(text.lines().any(|l| l == "42"), "{text}");
-    assert!(!text.contains("never printed"), "kept going after an error: {text}");
+    assert!(
+        !text.contains("never printed"),
+        "kept going after an error: {text}"
+    );
     assert!(stderr(&out).contains("no_such_table"), "{}", stderr(&out));
 }
 
@@ -67,8 +94,19 @@ fn quickstart_file_prints_per_domain_table() {
     let out = samplemix(&["-q", "--format", "csv", "-f", "sql/quickstart.sql"]);
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     let text = stdout(&out);
-    for domain in ["ArXiv", "Book", "GitHub", "Reviews", "Speeches", "StackExchange", "Wikipedia"] {
-        assert!(text.lines().any(|l| l.starts_with(&format!("{domain},"))), "{domain} missing: {text}");
+    for domain in [
+        "ArXiv",
+        "Book",
+        "GitHub",
+        "Reviews",
+        "Speeches",
+        "StackExchange",
+        "Wikipedia",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{domain},"))),
+            "{domain} missing: {text}"
+        );
     }
 }
 
@@ -76,7 +114,11 @@ fn quickstart_file_prints_per_domain_table() {
 fn missing_file_is_a_clear_error() {
     let out = samplemix(&["-q", "-f", "no/such/file.sql"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("no/such/file.sql"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no/such/file.sql"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -87,21 +129,44 @@ fn show_functions_describes_ours() {
     ]);
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("tiktoken") && text.contains("token_count(text [, encoding])"), "{text}");
+    assert!(
+        text.contains("tiktoken") && text.contains("token_count(text [, encoding])"),
+        "{text}"
+    );
     let out = samplemix(&["-q", "-c", "SHOW FUNCTIONS LIKE 'token_count'"]);
     assert!(out.status.success(), "stderr: {}", stderr(&out));
-    assert!(stdout(&out).contains("Number of BPE tokens"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Number of BPE tokens"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
 fn formats_and_help() {
-    let out = samplemix(&["-q", "--format", "json", "-c", "SELECT token_count('hello world') AS n"]);
+    let out = samplemix(&[
+        "-q",
+        "--format",
+        "json",
+        "-c",
+        "SELECT token_count('hello world') AS n",
+    ]);
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     assert!(stdout(&out).contains("\"n\":2"), "{}", stdout(&out));
     let out = samplemix(&["--help"]);
     assert!(out.status.success());
     let help = stdout(&out);
-    for flag in ["--command", "--file", "--format", "--quiet", "--maxrows", "--memory-limit", "--mem-pool-type", "--disk-limit", "--s3-max-retries"] {
+    for flag in [
+        "--command",
+        "--file",
+        "--format",
+        "--quiet",
+        "--maxrows",
+        "--memory-limit",
+        "--mem-pool-type",
+        "--disk-limit",
+        "--s3-max-retries",
+    ] {
         assert!(help.contains(flag), "--help lacks {flag}: {help}");
     }
 }

@@ -51,11 +51,20 @@ async fn sql_files_pass() {
         let mut runner = runner(file);
         let result = if complete {
             runner
-                .update_test_file(file, " ", df_value_validator, value_normalizer, default_column_validator)
+                .update_test_file(
+                    file,
+                    " ",
+                    df_value_validator,
+                    value_normalizer,
+                    default_column_validator,
+                )
                 .await
                 .map_err(|e| e.to_string())
         } else {
-            runner.run_file_async(file).await.map_err(|e| e.display(true).to_string())
+            runner
+                .run_file_async(file)
+                .await
+                .map_err(|e| e.display(true).to_string())
         };
         match result {
             Ok(()) => println!("ok   {}", file.display()),

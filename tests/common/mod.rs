@@ -31,7 +31,11 @@ pub fn text(bytes: &[u8]) -> String {
 
 /// A loopback port nothing listens on (bound, then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `moto_server` on 127.0.0.1, killed when dropped.
@@ -62,7 +66,10 @@ impl Moto {
             if let Ok(Some(status)) = moto.child.try_wait() {
                 panic!("moto_server exited early: {status}");
             }
-            assert!(Instant::now() < deadline, "moto_server did not listen on {addr} within 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not listen on {addr} within 60 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         moto
@@ -84,7 +91,10 @@ impl Moto {
         let mut buf = [0u8; 64];
         let n = s.read(&mut buf).unwrap();
         let reply = String::from_utf8_lossy(&buf[..n]);
-        assert!(reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200"), "create bucket: {reply}");
+        assert!(
+            reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200"),
+            "create bucket: {reply}"
+        );
     }
 }
 

@@ -22,6 +22,7 @@ use datafusion::prelude::SessionContext;
 
 pub mod cluster;
 pub mod embed;
+pub mod mix;
 pub mod quality;
 pub mod tokens;
 mod util;
@@ -42,19 +43,31 @@ pub fn all_udfs() -> Vec<ScalarUDF> {
         quality::udf::quality_score_udf(),
         quality::udf::quality_signals_udf(),
         embed::udf::embed_udf(),
+        mix::udf::uniform_udf(),
+        mix::udf::distance_udf(),
+        mix::udf::assert_udf(),
     ]
 }
 
 /// Every table function samplemix adds, as (SQL name, implementation).
 pub fn all_udtfs() -> Vec<(&'static str, Arc<dyn TableFunctionImpl>)> {
-    vec![("kmeans_fit", Arc::new(cluster::udtf::KmeansFit))]
+    vec![
+        ("kmeans_fit", Arc::new(cluster::udtf::KmeansFit)),
+        ("samplemix_weights", Arc::new(mix::udtf::SamplemixWeights)),
+    ]
+}
+
+/// Every aggregate function samplemix adds.
+pub fn all_udafs() -> Vec<datafusion::logical_expr::AggregateUDF> {
+    vec![mix::udaf::exact_sum_udaf()]
 }
 
 /// Scalar functions that read tables through a session (`diversity_cluster`): they need the
 /// context they are registered in, so they are not part of [`all_udfs`].
 pub fn session_udfs(ctx: &SessionContext) -> Vec<ScalarUDF> {
     let weak = ctx.state_weak_ref();
-    let session: cluster::udf::SessionSource = Arc::new(move || weak.upgrade().map(|s| s.read().clone()));
+    let session: cluster::udf::SessionSource =
+        Arc::new(move || weak.upgrade().map(|s| s.read().clone()));
     vec![cluster::udf::diversity_cluster_udf(session)]
 }
 
@@ -62,6 +75,9 @@ pub fn session_udfs(ctx: &SessionContext) -> Vec<ScalarUDF> {
 pub fn register_all(ctx: &SessionContext) -> Result<()> {
     for udf in all_udfs().into_iter().chain(session_udfs(ctx)) {
         ctx.register_udf(udf);
+    }
+    for udaf in all_udafs() {
+        ctx.register_udaf(udaf);
     }
     for (name, udtf) in all_udtfs() {
         ctx.register_udtf(name, udtf);

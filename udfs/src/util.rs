@@ -119,7 +119,9 @@ pub(crate) fn literal_i64(
             "{function}: argument '{argument}' must be an integer, got {} {v}",
             v.data_type()
         ),
-        other => plan_err!("{function}: argument '{argument}' must be a constant integer, got {other}"),
+        other => {
+            plan_err!("{function}: argument '{argument}' must be a constant integer, got {other}")
+        }
     }
 }
 
@@ -138,7 +140,9 @@ pub(crate) fn literal_f64(
             }
         }
         Expr::Negative(inner) => Ok(-literal_f64(inner, function, argument)?),
-        other => plan_err!("{function}: argument '{argument}' must be a constant number, got {other}"),
+        other => {
+            plan_err!("{function}: argument '{argument}' must be a constant number, got {other}")
+        }
     }
 }
 
@@ -154,7 +158,9 @@ pub(crate) fn literal_str(
             Some(s) => Ok(s),
             None => plan_err!("{function}: argument '{argument}' must not be NULL"),
         },
-        other => plan_err!("{function}: argument '{argument}' must be a constant string, got {other}"),
+        other => {
+            plan_err!("{function}: argument '{argument}' must be a constant string, got {other}")
+        }
     }
 }
 

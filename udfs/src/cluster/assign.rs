@@ -38,7 +38,10 @@ impl Centroids {
             .collect();
         Self {
             half_sq_norms: sq.iter().map(|s| s / 2.0).collect(),
-            inv_norms: sq.iter().map(|s| if *s > 0.0 { 1.0 / s.sqrt() } else { 0.0 }).collect(),
+            inv_norms: sq
+                .iter()
+                .map(|s| if *s > 0.0 { 1.0 / s.sqrt() } else { 0.0 })
+                .collect(),
             values,
             dim,
             metric,
@@ -151,7 +154,10 @@ pub fn assign_parallel(x: &[f32], c: &Centroids, threads: usize) -> (Vec<usize>,
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("assign thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("assign thread"))
+            .collect()
     });
     let mut labels = Vec::with_capacity(n);
     let mut distances = Vec::with_capacity(n);

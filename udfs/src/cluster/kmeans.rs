@@ -98,7 +98,10 @@ impl BottomK {
         self.seen += 1;
         let hash = row_hash(row, self.seed);
         if self.heap.len() < self.capacity {
-            self.heap.push(Entry { hash, row: row.to_vec() });
+            self.heap.push(Entry {
+                hash,
+                row: row.to_vec(),
+            });
         } else if let Some(top) = self.heap.peek() {
             if hash < top.hash {
                 let mut top = self.heap.peek_mut().unwrap();
@@ -111,7 +114,11 @@ impl BottomK {
 
     /// The kept rows, row-major, in hash order.
     pub fn into_rows(self) -> Vec<Vec<f32>> {
-        self.heap.into_sorted_vec().into_iter().map(|e| e.row).collect()
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|e| e.row)
+            .collect()
     }
 }
 
@@ -134,7 +141,10 @@ pub fn kmeans_pp(data: &[f32], dim: usize, k: usize, seed: u64) -> Vec<f32> {
     let mut rng = Xoshiro256Plus::seed_from_u64(seed);
     let row = |i: usize| &data[i * dim..(i + 1) * dim];
     let sq = |a: &[f32], b: &[f32]| -> f64 {
-        a.iter().zip(b).map(|(x, y)| f64::from(x - y) * f64::from(x - y)).sum()
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(x - y) * f64::from(x - y))
+            .sum()
     };
     let mut centres = Vec::with_capacity(k * dim);
     let first = rng.gen_range(0..n);
@@ -183,15 +193,20 @@ pub fn fit(
 ) -> Result<Fitted, String> {
     let n = rows.len();
     if k == 0 || k > n {
-        return Err(format!("k = {k} must be between 1 and the {n} sampled rows"));
+        return Err(format!(
+            "k = {k} must be between 1 and the {n} sampled rows"
+        ));
     }
     let mut data: Vec<f32> = rows.into_iter().flatten().collect();
     if metric == Metric::Cosine {
         normalize_rows(&mut data, dim);
     }
     let records = Array2::from_shape_vec((n, dim), data).map_err(|e| e.to_string())?;
-    let mut centroids = Array2::from_shape_vec((k, dim), kmeans_pp(records.as_slice().unwrap(), dim, k, seed))
-        .map_err(|e| e.to_string())?;
+    let mut centroids = Array2::from_shape_vec(
+        (k, dim),
+        kmeans_pp(records.as_slice().unwrap(), dim, k, seed),
+    )
+    .map_err(|e| e.to_string())?;
     let dataset = DatasetBase::from(records);
     let mut iterations = 0;
     while iterations < max_iter {
@@ -264,7 +279,12 @@ mod tests {
 
     #[test]
     fn recovers_blob_centres() {
-        let centres = [[0.0, 0.0, 0.0], [10.0, 0.0, 0.0], [0.0, 10.0, 0.0], [0.0, 0.0, 10.0]];
+        let centres = [
+            [0.0, 0.0, 0.0],
+            [10.0, 0.0, 0.0],
+            [0.0, 10.0, 0.0],
+            [0.0, 0.0, 10.0],
+        ];
         let (rows, _) = blobs(&centres, 300, 7);
         let fitted = fit(rows, 3, 4, 100, 0, Metric::L2, |_| {}).unwrap();
         for c in centres {
@@ -273,7 +293,11 @@ mod tests {
                 .chunks(3)
                 .map(|f| Metric::L2.distance(f, &c))
                 .fold(f64::INFINITY, f64::min);
-            assert!(nearest < 0.3, "centre {c:?} not recovered: {:?}", fitted.centroids);
+            assert!(
+                nearest < 0.3,
+                "centre {c:?} not recovered: {:?}",
+                fitted.centroids
+            );
         }
         assert_eq!(fitted.sizes.iter().sum::<u64>(), 1200);
     }

@@ -71,7 +71,11 @@ impl fmt::Display for Metric {
 /// L2-normalise each row of a row-major matrix in place (zero rows stay zero).
 pub fn normalize_rows(data: &mut [f32], dim: usize) {
     for row in data.chunks_exact_mut(dim) {
-        let norm = row.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt();
+        let norm = row
+            .iter()
+            .map(|x| f64::from(*x) * f64::from(*x))
+            .sum::<f64>()
+            .sqrt();
         if norm > 0.0 {
             for x in row.iter_mut() {
                 *x = (f64::from(*x) / norm) as f32;

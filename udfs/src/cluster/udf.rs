@@ -18,8 +18,8 @@ use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::async_udf::{AsyncScalarUDF, AsyncScalarUDFImpl};
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility,
 };
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::TryStreamExt;
@@ -82,10 +82,13 @@ impl DiversityCluster {
 
     /// The centroids named `name`, from the cache while their source is unchanged.
     async fn centroids(&self, name: &str) -> Result<Arc<Centroids>> {
-        let state = (self.session)()
-            .ok_or_else(|| exec_datafusion_err!("{NAME}: the session that registered this function is gone"))?;
+        let state = (self.session)().ok_or_else(|| {
+            exec_datafusion_err!("{NAME}: the session that registered this function is gone")
+        })?;
         let ctx = SessionContext::new_with_state(state);
-        let is_location = name.contains('/') || name.contains("://") || name.to_ascii_lowercase().ends_with(".parquet");
+        let is_location = name.contains('/')
+            || name.contains("://")
+            || name.to_ascii_lowercase().ends_with(".parquet");
         let version = if is_location {
             file_version(&ctx, name).await?
         } else {
@@ -102,7 +105,9 @@ impl DiversityCluster {
         let df = if is_location {
             ctx.read_parquet(name, ParquetReadOptions::default())
                 .await
-                .map_err(|e| exec_datafusion_err!("{NAME}: argument 'centroids': cannot read '{name}': {e}"))?
+                .map_err(|e| {
+                    exec_datafusion_err!("{NAME}: argument 'centroids': cannot read '{name}': {e}")
+                })?
         } else {
             ctx.table(name).await?
         };
@@ -121,7 +126,9 @@ async fn file_version(ctx: &SessionContext, name: &str) -> Result<String> {
         .list(Some(url.prefix()))
         .try_collect()
         .await
-        .map_err(|e| exec_datafusion_err!("{NAME}: argument 'centroids': cannot list '{name}': {e}"))?;
+        .map_err(|e| {
+            exec_datafusion_err!("{NAME}: argument 'centroids': cannot list '{name}': {e}")
+        })?;
     if files.is_empty() {
         return exec_err!("{NAME}: argument 'centroids': no file at '{name}'");
     }
@@ -133,7 +140,10 @@ async fn file_version(ctx: &SessionContext, name: &str) -> Result<String> {
 }
 
 /// Read `cluster`, `centroid` and (optional, default cosine) `metric` columns.
-fn parse_centroids(name: &str, batches: &[datafusion::arrow::array::RecordBatch]) -> Result<Centroids> {
+fn parse_centroids(
+    name: &str,
+    batches: &[datafusion::arrow::array::RecordBatch],
+) -> Result<Centroids> {
     let mut values = Vec::new();
     let mut ids = Vec::new();
     let mut dim: Option<usize> = None;
@@ -152,18 +162,26 @@ fn parse_centroids(name: &str, batches: &[datafusion::arrow::array::RecordBatch]
         check_type(centroid.data_type(), NAME, "centroids")?;
         let rows = vectors(centroid, NAME, "centroids")?;
         let metrics = match schema.index_of("metric") {
-            Ok(i) => Some(datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)?),
+            Ok(i) => Some(datafusion::arrow::compute::cast(
+                batch.column(i),
+                &DataType::Utf8,
+            )?),
             Err(_) => None,
         };
         for i in 0..batch.num_rows() {
             let (Some(row), false) = (rows.row(i), cluster.is_null(i)) else {
-                return exec_err!("{NAME}: argument 'centroids': '{name}' has a NULL cluster or centroid");
+                return exec_err!(
+                    "{NAME}: argument 'centroids': '{name}' has a NULL cluster or centroid"
+                );
             };
             check_finite(row, NAME, "centroids")?;
             match dim {
                 None => dim = Some(row.len()),
                 Some(d) if d != row.len() => {
-                    return exec_err!("{NAME}: argument 'centroids': '{name}' mixes dimensions {d} and {}", row.len())
+                    return exec_err!(
+                        "{NAME}: argument 'centroids': '{name}' mixes dimensions {d} and {}",
+                        row.len()
+                    )
                 }
                 _ => {}
             }
@@ -227,10 +245,17 @@ impl ScalarUDFImpl for DiversityCluster {
             if literal_string(Some(v), NAME, "centroids")?.is_none() {
                 return plan_err!("{NAME}: argument 'centroids' must not be NULL");
             }
-        } else if !matches!(args.arg_fields[1].data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+        } else if !matches!(
+            args.arg_fields[1].data_type(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        ) {
             return plan_err!("{NAME}: argument 'centroids' must be a constant string (table name or Parquet path)");
         }
-        Ok(Arc::new(Field::new(NAME, DataType::Struct(output_fields()), true)))
+        Ok(Arc::new(Field::new(
+            NAME,
+            DataType::Struct(output_fields()),
+            true,
+        )))
     }
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         exec_err!("{NAME}: internal error: must be invoked asynchronously")
@@ -248,7 +273,9 @@ impl AsyncScalarUDFImpl for DiversityCluster {
         };
         let centroids = self.centroids(&name).await?;
         let array = args.args[0].to_array(args.number_rows)?;
-        Ok(ColumnarValue::Array(assign_array(&array, &centroids, &name)?))
+        Ok(ColumnarValue::Array(assign_array(
+            &array, &centroids, &name,
+        )?))
     }
 }
 

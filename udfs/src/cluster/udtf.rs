@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{FixedSizeListArray, Float32Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    FixedSizeListArray, Float32Array, Int32Array, Int64Array, RecordBatch, StringArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{exec_err, plan_datafusion_err, plan_err};
@@ -39,7 +41,11 @@ pub fn centroids_schema(dim: usize) -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("cluster", DataType::Int32, false),
         Field::new("size", DataType::Int64, false),
-        Field::new("centroid", DataType::FixedSizeList(item_field(), dim as i32), false),
+        Field::new(
+            "centroid",
+            DataType::FixedSizeList(item_field(), dim as i32),
+            false,
+        ),
         Field::new("metric", DataType::Utf8, false),
     ]))
 }
@@ -65,15 +71,23 @@ fn parse(exprs: &[datafusion::logical_expr::Expr]) -> Result<Params> {
     if k < 1 {
         return plan_err!("{NAME}: argument 'k' must be at least 1, got {k}");
     }
-    let sample_rows = exprs.get(3).map_or(Ok(DEFAULT_SAMPLE_ROWS), |e| literal_i64(e, NAME, "sample_rows"))?;
+    let sample_rows = exprs.get(3).map_or(Ok(DEFAULT_SAMPLE_ROWS), |e| {
+        literal_i64(e, NAME, "sample_rows")
+    })?;
     if sample_rows < 1 {
         return plan_err!("{NAME}: argument 'sample_rows' must be at least 1, got {sample_rows}");
     }
     if sample_rows < k {
-        return plan_err!("{NAME}: argument 'sample_rows' ({sample_rows}) must be at least k ({k})");
+        return plan_err!(
+            "{NAME}: argument 'sample_rows' ({sample_rows}) must be at least k ({k})"
+        );
     }
-    let seed = exprs.get(4).map_or(Ok(0), |e| literal_i64(e, NAME, "seed"))?;
-    let max_iter = exprs.get(5).map_or(Ok(DEFAULT_MAX_ITER), |e| literal_i64(e, NAME, "max_iter"))?;
+    let seed = exprs
+        .get(4)
+        .map_or(Ok(0), |e| literal_i64(e, NAME, "seed"))?;
+    let max_iter = exprs
+        .get(5)
+        .map_or(Ok(DEFAULT_MAX_ITER), |e| literal_i64(e, NAME, "max_iter"))?;
     if max_iter < 1 {
         return plan_err!("{NAME}: argument 'max_iter' must be at least 1, got {max_iter}");
     }
@@ -96,12 +110,16 @@ fn parse(exprs: &[datafusion::logical_expr::Expr]) -> Result<Params> {
 
 async fn run(state: SessionState, p: Params) -> Result<RecordBatch> {
     let ctx = SessionContext::new_with_state(state);
-    let df = ctx
-        .table(p.table.as_str())
-        .await
-        .map_err(|e| plan_datafusion_err!("{NAME}: argument 'table': cannot read '{}': {e}", p.table))?;
+    let df = ctx.table(p.table.as_str()).await.map_err(|e| {
+        plan_datafusion_err!("{NAME}: argument 'table': cannot read '{}': {e}", p.table)
+    })?;
     let Ok(field) = df.schema().field_with_unqualified_name(&p.column) else {
-        let names: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let names: Vec<String> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         return plan_err!(
             "{NAME}: argument 'column': table '{}' has no column '{}' (columns: {})",
             p.table,
@@ -110,7 +128,10 @@ async fn run(state: SessionState, p: Params) -> Result<RecordBatch> {
         );
     };
     check_type(field.data_type(), NAME, "column")?;
-    let mut stream = df.select_columns(&[p.column.as_str()])?.execute_stream().await?;
+    let mut stream = df
+        .select_columns(&[p.column.as_str()])?
+        .execute_stream()
+        .await?;
     let mut sampler = BottomK::new(p.sample_rows, p.seed);
     let mut dim: Option<usize> = None;
     while let Some(batch) = stream.next().await {
@@ -137,7 +158,11 @@ async fn run(state: SessionState, p: Params) -> Result<RecordBatch> {
         }
     }
     let Some(dim) = dim else {
-        return plan_err!("{NAME}: argument 'table': '{}' has no non-NULL '{}' rows to fit", p.table, p.column);
+        return plan_err!(
+            "{NAME}: argument 'table': '{}' has no non-NULL '{}' rows to fit",
+            p.table,
+            p.column
+        );
     };
     if p.k as u64 > sampler.seen {
         return plan_err!(
@@ -148,14 +173,20 @@ async fn run(state: SessionState, p: Params) -> Result<RecordBatch> {
         );
     }
     let rows = sampler.into_rows();
-    let bar = ProgressBar::new(p.max_iter as u64).with_message(format!("kmeans_fit k={} on {} rows", p.k, rows.len()));
+    let bar = ProgressBar::new(p.max_iter as u64).with_message(format!(
+        "kmeans_fit k={} on {} rows",
+        p.k,
+        rows.len()
+    ));
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} iterations {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let fitted = tokio::task::spawn_blocking(move || {
-        fit(rows, dim, p.k, p.max_iter, p.seed, p.metric, |i| bar.set_position(i as u64))
-            .inspect(|_| bar.finish_and_clear())
+        fit(rows, dim, p.k, p.max_iter, p.seed, p.metric, |i| {
+            bar.set_position(i as u64)
+        })
+        .inspect(|_| bar.finish_and_clear())
     })
     .await
     .map_err(|e| DataFusionError::External(Box::new(e)))?
@@ -166,7 +197,9 @@ async fn run(state: SessionState, p: Params) -> Result<RecordBatch> {
         centroids_schema(dim),
         vec![
             Arc::new(Int32Array::from_iter_values(0..k as i32)),
-            Arc::new(Int64Array::from_iter_values(fitted.sizes.iter().map(|s| *s as i64))),
+            Arc::new(Int64Array::from_iter_values(
+                fitted.sizes.iter().map(|s| *s as i64),
+            )),
             Arc::new(FixedSizeListArray::try_new(
                 item_field(),
                 dim as i32,
@@ -187,6 +220,9 @@ impl TableFunctionImpl for KmeansFit {
         };
         let state = state.clone();
         let batch = block_on_helper(NAME, run(state, params))?;
-        Ok(Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]])?))
+        Ok(Arc::new(MemTable::try_new(
+            batch.schema(),
+            vec![vec![batch]],
+        )?))
     }
 }

@@ -80,17 +80,28 @@ pub fn vectors<'a>(array: &'a ArrayRef, function: &str, argument: &str) -> Resul
         DataType::FixedSizeList(_, d) => {
             let l = array.as_fixed_size_list();
             let d = *d as usize;
-            (l.values(), (0..n).map(|i| (l.value_offset(i) as usize, l.value_offset(i) as usize + d)).collect())
+            (
+                l.values(),
+                (0..n)
+                    .map(|i| (l.value_offset(i) as usize, l.value_offset(i) as usize + d))
+                    .collect(),
+            )
         }
         DataType::List(_) => {
             let l = array.as_list::<i32>();
             let o = l.value_offsets();
-            (l.values(), (0..n).map(|i| (o[i] as usize, o[i + 1] as usize)).collect())
+            (
+                l.values(),
+                (0..n).map(|i| (o[i] as usize, o[i + 1] as usize)).collect(),
+            )
         }
         _ => {
             let l = array.as_list::<i64>();
             let o = l.value_offsets();
-            (l.values(), (0..n).map(|i| (o[i] as usize, o[i + 1] as usize)).collect())
+            (
+                l.values(),
+                (0..n).map(|i| (o[i] as usize, o[i + 1] as usize)).collect(),
+            )
         }
     };
     let data: Cow<'a, [f32]> = match child.data_type() {

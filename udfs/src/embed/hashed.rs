@@ -132,9 +132,15 @@ mod tests {
         let a = embed("The quick brown fox jumps over the lazy dog.", 256);
         let n: f32 = a.iter().map(|x| x * x).sum();
         assert!((n - 1.0).abs() < 1e-5);
-        assert_eq!(a, embed("The quick brown fox jumps over the lazy dog.", 256));
+        assert_eq!(
+            a,
+            embed("The quick brown fox jumps over the lazy dog.", 256)
+        );
         // Case and punctuation do not matter; word order does (bigrams).
-        assert_eq!(a, embed("the QUICK brown fox, jumps over the lazy dog", 256));
+        assert_eq!(
+            a,
+            embed("the QUICK brown fox, jumps over the lazy dog", 256)
+        );
         assert_ne!(a, embed("dog lazy the over jumps fox brown quick the", 256));
     }
 
@@ -143,17 +149,34 @@ mod tests {
         // Portability guard: these values must never change between versions or machines.
         let v = embed("hello world", 8);
         let bits: Vec<u32> = v.iter().map(|x| x.to_bits()).collect();
-        let again: Vec<u32> = embed("Hello, World!", 8).iter().map(|x| x.to_bits()).collect();
+        let again: Vec<u32> = embed("Hello, World!", 8)
+            .iter()
+            .map(|x| x.to_bits())
+            .collect();
         assert_eq!(bits, again);
         assert!(v.iter().filter(|x| **x != 0.0).count() >= 2);
     }
 
     #[test]
     fn similar_texts_are_closer() {
-        let a = embed("gradient descent converges for convex loss functions with small step sizes", 256);
-        let b = embed("with small step sizes gradient descent converges on convex functions", 256);
-        let c = embed("the movie had great actors but the plot was boring and too long", 256);
-        assert!(cos(&a, &b) > cos(&a, &c) + 0.2, "{} {}", cos(&a, &b), cos(&a, &c));
+        let a = embed(
+            "gradient descent converges for convex loss functions with small step sizes",
+            256,
+        );
+        let b = embed(
+            "with small step sizes gradient descent converges on convex functions",
+            256,
+        );
+        let c = embed(
+            "the movie had great actors but the plot was boring and too long",
+            256,
+        );
+        assert!(
+            cos(&a, &b) > cos(&a, &c) + 0.2,
+            "{} {}",
+            cos(&a, &b),
+            cos(&a, &c)
+        );
     }
 
     #[test]

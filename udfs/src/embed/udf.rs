@@ -8,8 +8,8 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{exec_err, plan_err, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, TypeSignature, Volatility,
+    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, TypeSignature, Volatility,
 };
 
 use super::hashed::{embed_into, DEFAULT_DIM, MAX_DIM};
@@ -50,7 +50,12 @@ fn dim_of(value: Option<&ScalarValue>) -> Result<usize> {
         Some(v) if v.is_null() => return plan_err!("{NAME}: argument 'dim' must not be NULL"),
         Some(v) => match v.cast_to(&DataType::Int64) {
             Ok(ScalarValue::Int64(Some(d))) if v.data_type().is_integer() => d,
-            _ => return plan_err!("{NAME}: argument 'dim' must be an integer, got {}", v.data_type()),
+            _ => {
+                return plan_err!(
+                    "{NAME}: argument 'dim' must be an integer, got {}",
+                    v.data_type()
+                )
+            }
         },
     };
     if dim < 1 || dim > MAX_DIM as i64 {
@@ -88,7 +93,10 @@ impl ScalarUDFImpl for Embed {
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         let text_type = args.arg_fields[0].data_type();
-        if !matches!(text_type, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null) {
+        if !matches!(
+            text_type,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
+        ) {
             return plan_err!("{NAME}: argument 'text' must be a string, got {text_type}");
         }
         let dim = match args.arg_fields.len() {
@@ -115,7 +123,8 @@ impl ScalarUDFImpl for Embed {
                 v
             },
             |vectors| {
-                let nulls = NullBuffer::from(vectors.iter().map(Option::is_some).collect::<Vec<_>>());
+                let nulls =
+                    NullBuffer::from(vectors.iter().map(Option::is_some).collect::<Vec<_>>());
                 let mut values = Vec::with_capacity(vectors.len() * dim);
                 for v in &vectors {
                     match v {

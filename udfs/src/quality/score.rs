@@ -44,7 +44,10 @@ fn english_weight(s: &Signals) -> f64 {
 }
 
 fn spaceless_script(s: &Signals) -> bool {
-    matches!(s.language, Some("cmn" | "jpn" | "tha" | "khm" | "lao" | "mya"))
+    matches!(
+        s.language,
+        Some("cmn" | "jpn" | "tha" | "khm" | "lao" | "mya")
+    )
 }
 
 /// Each signal's weighted penalty, named (for explanations and tests).
@@ -54,27 +57,51 @@ pub fn penalties(s: &Signals) -> Vec<(&'static str, f64)> {
     let lines = s.lines.max(1) as f64;
     let mut p = vec![
         ("words_min", below(ln(s.words), 100f64.ln(), 50f64.ln())),
-        ("words_max", above(ln(s.words), 50_000f64.ln(), 100_000f64.ln())),
+        (
+            "words_max",
+            above(ln(s.words), 50_000f64.ln(), 100_000f64.ln()),
+        ),
         ("hash_ratio", above(s.hash_ratio, 0.02, 0.1)),
         ("ellipsis_ratio", above(s.ellipsis_ratio, 0.02, 0.1)),
         ("bullet_lines_ratio", above(s.bullet_lines_ratio, 0.5, 0.9)),
-        ("ellipsis_lines_ratio", above(s.ellipsis_lines_ratio, 0.1, 0.3)),
+        (
+            "ellipsis_lines_ratio",
+            above(s.ellipsis_lines_ratio, 0.1, 0.3),
+        ),
         ("alpha_words_ratio", below(s.alpha_words_ratio, 0.84, 0.8)),
         ("stop_words", en * below(s.stop_words as f64, 4.0, 2.0)),
         ("dup_line_frac", above(s.dup_line_frac, 0.1, 0.3)),
         ("dup_para_frac", above(s.dup_para_frac, 0.1, 0.3)),
         ("dup_line_char_frac", above(s.dup_line_char_frac, 0.05, 0.2)),
         ("dup_para_char_frac", above(s.dup_para_char_frac, 0.05, 0.2)),
-        ("c4_sentences", 0.5 * en * below(ln(s.sentences), 10f64.ln(), 5f64.ln())),
+        (
+            "c4_sentences",
+            0.5 * en * below(ln(s.sentences), 10f64.ln(), 5f64.ln()),
+        ),
         ("c4_lorem_ipsum", if s.lorem_ipsum { 2.0 } else { 0.0 }),
         ("c4_curly_bracket", if s.curly_bracket { 0.5 } else { 0.0 }),
-        ("c4_javascript_lines", 0.5 * above(s.javascript_lines as f64 / lines, 0.0, 0.1)),
-        ("c4_policy_lines", above(s.policy_lines as f64 / lines, 0.0, 0.1)),
-        ("fineweb_line_punct_ratio", below(s.line_punct_ratio, 0.3, 0.12)),
-        ("fineweb_short_line_ratio", above(s.short_line_ratio, 0.4, 0.67)),
+        (
+            "c4_javascript_lines",
+            0.5 * above(s.javascript_lines as f64 / lines, 0.0, 0.1),
+        ),
+        (
+            "c4_policy_lines",
+            above(s.policy_lines as f64 / lines, 0.0, 0.1),
+        ),
+        (
+            "fineweb_line_punct_ratio",
+            below(s.line_punct_ratio, 0.3, 0.12),
+        ),
+        (
+            "fineweb_short_line_ratio",
+            above(s.short_line_ratio, 0.4, 0.67),
+        ),
         // FineWeb drops at 1% duplicated-line characters; real code and forms repeat short
         // lines, so the score's anchors are softer than the pass/fail rule.
-        ("fineweb_dup_line_char_ratio", 0.5 * above(s.dup_line_char_ratio, 0.01, 0.05)),
+        (
+            "fineweb_dup_line_char_ratio",
+            0.5 * above(s.dup_line_char_ratio, 0.01, 0.05),
+        ),
         ("fineweb_newline_ratio", above(s.newline_ratio, 0.15, 0.3)),
     ];
     if !spaceless_script(s) {
@@ -87,7 +114,14 @@ pub fn penalties(s: &Signals) -> Vec<(&'static str, f64)> {
         p.push((name, 0.5 * above(*v, t / 2.0, t)));
     }
     const DUP: [f64; 6] = [0.15, 0.14, 0.13, 0.12, 0.11, 0.10];
-    const DUP_NAMES: [&str; 6] = ["dup_5gram", "dup_6gram", "dup_7gram", "dup_8gram", "dup_9gram", "dup_10gram"];
+    const DUP_NAMES: [&str; 6] = [
+        "dup_5gram",
+        "dup_6gram",
+        "dup_7gram",
+        "dup_8gram",
+        "dup_9gram",
+        "dup_10gram",
+    ];
     for ((v, t), name) in s.dup_ngram_char_frac.iter().zip(DUP).zip(DUP_NAMES) {
         p.push((name, 0.3 * above(*v, t / 2.0, t)));
     }
@@ -121,7 +155,9 @@ mod tests {
 
     #[test]
     fn each_signal_worse_never_raises_the_score() {
-        let base = compute("The committee met on Tuesday to review the proposal and the plan. It was long.");
+        let base = compute(
+            "The committee met on Tuesday to review the proposal and the plan. It was long.",
+        );
         let s0 = score(&base);
         let mut worse = base.clone();
         worse.hash_ratio += 0.5;

@@ -113,8 +113,16 @@ impl Signals {
             && self.dup_para_char_frac <= 0.2
             && self.dup_line_frac <= 0.3
             && self.dup_line_char_frac <= 0.2
-            && self.top_ngram_char_frac.iter().zip(TOP).all(|(v, t)| *v <= t)
-            && self.dup_ngram_char_frac.iter().zip(DUP).all(|(v, t)| *v <= t)
+            && self
+                .top_ngram_char_frac
+                .iter()
+                .zip(TOP)
+                .all(|(v, t)| *v <= t)
+            && self
+                .dup_ngram_char_frac
+                .iter()
+                .zip(DUP)
+                .all(|(v, t)| *v <= t)
     }
 
     /// C4 rules: at least 5 sentences in kept lines, no "lorem ipsum", no `{`.
@@ -183,7 +191,15 @@ fn py_splitlines(text: &str) -> Vec<&str> {
     while let Some((i, c)) = iter.next() {
         let is_break = matches!(
             c,
-            '\n' | '\r' | '\u{0b}' | '\u{0c}' | '\u{1c}' | '\u{1d}' | '\u{1e}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+            '\n' | '\r'
+                | '\u{0b}'
+                | '\u{0c}'
+                | '\u{1c}'
+                | '\u{1d}'
+                | '\u{1e}'
+                | '\u{85}'
+                | '\u{2028}'
+                | '\u{2029}'
         );
         if is_break {
             lines.push(&text[start..i]);
@@ -388,7 +404,10 @@ pub fn compute(text: &str) -> Signals {
     s.terminal_punct_lines_ratio = ratio(terminal as f64, nonempty as f64);
 
     // FineWeb over lines split on '\n', blank ones dropped.
-    let fw_lines: Vec<&str> = text.split('\n').filter(|l| !py_strip(l).is_empty()).collect();
+    let fw_lines: Vec<&str> = text
+        .split('\n')
+        .filter(|l| !py_strip(l).is_empty())
+        .collect();
     s.lines = fw_lines.len() as u64;
     let n_fw = fw_lines.len() as f64;
     let punct = fw_lines
@@ -550,7 +569,8 @@ fn ngram_signals(tokens: &[&str], token_chars: &[u32], chars: f64, s: &mut Signa
 mod tests {
     use super::*;
 
-    const PROSE: &str = "The committee met on Tuesday to review the proposal. Members agreed that the \
+    const PROSE: &str =
+        "The committee met on Tuesday to review the proposal. Members agreed that the \
         plan would have to be revised with care before the vote. Several of them noted that the \
         budget was too small for the work described, and that the schedule left little time for \
         testing. The chair asked the authors to return next month with a clearer estimate of the \
@@ -587,7 +607,10 @@ mod tests {
 
     #[test]
     fn citations_are_removed() {
-        assert_eq!(remove_citations("Fact.[12] More[edit] x[citation needed]"), "Fact. More x");
+        assert_eq!(
+            remove_citations("Fact.[12] More[edit] x[citation needed]"),
+            "Fact. More x"
+        );
         assert_eq!(remove_citations("a[b]"), "a[b]");
     }
 
@@ -596,6 +619,10 @@ mod tests {
         let text = "alpha beta gamma delta epsilon zeta alpha beta gamma delta epsilon zeta";
         let s = compute(text);
         // The second "alpha .. epsilon" repeats the first: 5 words, 26 characters of 71.
-        assert!((s.dup_ngram_char_frac[0] - 26.0 / 71.0).abs() < 1e-12, "{:?}", s.dup_ngram_char_frac);
+        assert!(
+            (s.dup_ngram_char_frac[0] - 26.0 / 71.0).abs() < 1e-12,
+            "{:?}",
+            s.dup_ngram_char_frac
+        );
     }
 }

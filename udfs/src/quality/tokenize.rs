@@ -46,7 +46,8 @@ impl CharSet {
 
 // spaCy's LIST_PUNCT + LIST_QUOTES + LIST_CURRENCY (single characters), used as prefixes and
 // suffixes; '.' is handled separately because it only splits in some contexts.
-const AFFIX_CHARS: &str = "…,:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪'\"”“`‘´’‚„»«「」『』（）〔〕【】《》〈〉〈〉⟦⟧";
+const AFFIX_CHARS: &str =
+    "…,:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪'\"”“`‘´’‚„»«「」『』（）〔〕【】《》〈〉〈〉⟦⟧";
 // Currency: a prefix anywhere, a suffix only after a digit ("5$", not "a$").
 const CURRENCY_CHARS: &str = "$£€¥฿₽﷼₴₠₡₢₣₤₥₦₧₨₩₪₫₭₮₯₰₱₲₳₵₶₷₸₹₺₻₼₾₿";
 const PREFIX_ONLY: &str = "§%=—–+";
@@ -101,7 +102,10 @@ fn split_chunk<'a>(chunk: &'a str, out: &mut Vec<&'a str>) {
             continue;
         }
         let plus_digit = first == '+' && s[1..].starts_with(|c: char| c.is_ascii_digit());
-        if (AFFIX.contains(first) || PREFIX.contains(first)) && !plus_digit && s.len() > first.len_utf8() {
+        if (AFFIX.contains(first) || PREFIX.contains(first))
+            && !plus_digit
+            && s.len() > first.len_utf8()
+        {
             out.push(&s[..first.len_utf8()]);
             s = &s[first.len_utf8()..];
             continue;
@@ -142,7 +146,9 @@ fn suffix_len(s: &str) -> Option<usize> {
             return Some(contraction.len());
         }
     }
-    for clitic in ["'s", "’s", "'re", "’re", "'ve", "’ve", "'ll", "’ll", "'d", "’d", "'m", "’m"] {
+    for clitic in [
+        "'s", "’s", "'re", "’re", "'ve", "’ve", "'ll", "’ll", "'d", "’d", "'m", "’m",
+    ] {
         if lower_end(clitic) {
             return Some(clitic.len());
         }
@@ -176,7 +182,12 @@ fn suffix_len(s: &str) -> Option<usize> {
 }
 
 fn split_infixes<'a>(s: &'a str, out: &mut Vec<&'a str>) {
-    let may_split = |c: char| matches!(c, '.' | '…' | '+' | '-' | '*' | '^' | ',' | '–' | '—' | '~' | ':' | '<' | '>' | '=' | '/');
+    let may_split = |c: char| {
+        matches!(
+            c,
+            '.' | '…' | '+' | '-' | '*' | '^' | ',' | '–' | '—' | '~' | ':' | '<' | '>' | '=' | '/'
+        )
+    };
     if !s.chars().skip(1).any(may_split) {
         out.push(s);
         return;
@@ -283,11 +294,23 @@ mod tests {
         );
         assert_eq!(
             toks("foo/bar a:b x=y #tag @user $5 5.0. end."),
-            vec!["foo", "/", "bar", "a", ":", "b", "x", "=", "y", "#", "tag", "@user", "$", "5", "5.0", ".", "end", "."]
+            vec![
+                "foo", "/", "bar", "a", ":", "b", "x", "=", "y", "#", "tag", "@user", "$", "5",
+                "5.0", ".", "end", "."
+            ]
         );
-        assert_eq!(toks("This is the end.It continues."), vec!["This", "is", "the", "end", ".", "It", "continues", "."]);
-        assert_eq!(toks("(e.g. U.S. data)"), vec!["(", "e.g.", "U.S.", "data", ")"]);
-        assert_eq!(toks("a--b c...d e…f"), vec!["a", "--", "b", "c", "...", "d", "e", "…", "f"]);
+        assert_eq!(
+            toks("This is the end.It continues."),
+            vec!["This", "is", "the", "end", ".", "It", "continues", "."]
+        );
+        assert_eq!(
+            toks("(e.g. U.S. data)"),
+            vec!["(", "e.g.", "U.S.", "data", ")"]
+        );
+        assert_eq!(
+            toks("a--b c...d e…f"),
+            vec!["a", "--", "b", "c", "...", "d", "e", "…", "f"]
+        );
     }
 
     #[test]
@@ -337,7 +360,20 @@ mod tests {
 
     #[test]
     fn odd_input_does_not_panic() {
-        for s in ["", ".", "...", "'", "n't", "’s", "a.", "+1", "—", "日本語。テスト", "\u{200f}שלום", "🎉🎉"] {
+        for s in [
+            "",
+            ".",
+            "...",
+            "'",
+            "n't",
+            "’s",
+            "a.",
+            "+1",
+            "—",
+            "日本語。テスト",
+            "\u{200f}שלום",
+            "🎉🎉",
+        ] {
             let _ = toks(s);
         }
     }

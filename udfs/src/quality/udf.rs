@@ -132,7 +132,10 @@ static COLUMNS: LazyLock<Vec<(&'static str, Col)>> = LazyLock::new(|| {
         ("dup_8gram_char_frac", Float(|s| s.dup_ngram_char_frac[3])),
         ("dup_9gram_char_frac", Float(|s| s.dup_ngram_char_frac[4])),
         ("dup_10gram_char_frac", Float(|s| s.dup_ngram_char_frac[5])),
-        ("terminal_punct_lines_ratio", Float(|s| s.terminal_punct_lines_ratio)),
+        (
+            "terminal_punct_lines_ratio",
+            Float(|s| s.terminal_punct_lines_ratio),
+        ),
         ("sentences", Int(|s| s.sentences)),
         ("lorem_ipsum", Bool(|s| s.lorem_ipsum)),
         ("curly_bracket", Bool(|s| s.curly_bracket)),
@@ -145,7 +148,10 @@ static COLUMNS: LazyLock<Vec<(&'static str, Col)>> = LazyLock::new(|| {
         ("language", Str(|s| s.language)),
         ("language_confidence", Float(|s| s.language_confidence)),
         ("gopher_quality_pass", Bool(Signals::passes_gopher_quality)),
-        ("gopher_repetition_pass", Bool(Signals::passes_gopher_repetition)),
+        (
+            "gopher_repetition_pass",
+            Bool(Signals::passes_gopher_repetition),
+        ),
         ("c4_pass", Bool(Signals::passes_c4)),
         ("fineweb_pass", Bool(Signals::passes_fineweb)),
     ]
@@ -204,7 +210,9 @@ impl ScalarUDFImpl for QualitySignals {
                 .map(|(_, col)| -> ArrayRef {
                     match col {
                         Col::Int(f) => Arc::new(
-                            present().map(|s| s.map(|s| f(s) as i64)).collect::<Int64Array>(),
+                            present()
+                                .map(|s| s.map(|s| f(s) as i64))
+                                .collect::<Int64Array>(),
                         ),
                         Col::Float(f) => {
                             Arc::new(present().map(|s| s.map(f)).collect::<Float64Array>())
@@ -212,9 +220,9 @@ impl ScalarUDFImpl for QualitySignals {
                         Col::Bool(f) => {
                             Arc::new(present().map(|s| s.map(f)).collect::<BooleanArray>())
                         }
-                        Col::Str(f) => Arc::new(
-                            present().map(|s| s.and_then(f)).collect::<StringArray>(),
-                        ),
+                        Col::Str(f) => {
+                            Arc::new(present().map(|s| s.and_then(f)).collect::<StringArray>())
+                        }
                     }
                 })
                 .collect();

@@ -78,6 +78,9 @@ mod tests {
             assert_eq!(name.parse::<Encoding>().unwrap().to_string(), name);
         }
         let err = "gpt2".parse::<Encoding>().unwrap_err();
-        assert!(err.contains("o200k_base") && err.contains("cl100k_base"), "{err}");
+        assert!(
+            err.contains("o200k_base") && err.contains("cl100k_base"),
+            "{err}"
+        );
     }
 }

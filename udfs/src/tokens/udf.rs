@@ -7,8 +7,8 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::plan_err;
 use datafusion::error::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, TypeSignature, Volatility,
+    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, TypeSignature, Volatility,
 };
 
 use super::{count_tokens, Encoding};
@@ -40,7 +40,10 @@ impl Default for TokenCount {
 
 fn parse_encoding(name: Option<String>) -> Result<Encoding> {
     match name {
-        None => plan_err!("{NAME}: argument 'encoding' must not be NULL; accepted: {}", Encoding::NAMES.join(", ")),
+        None => plan_err!(
+            "{NAME}: argument 'encoding' must not be NULL; accepted: {}",
+            Encoding::NAMES.join(", ")
+        ),
         Some(name) => name
             .parse::<Encoding>()
             .or_else(|e| plan_err!("{NAME}: argument 'encoding': {e}")),
