@@ -156,7 +156,13 @@ impl SamplemixContext {
             return Ok(());
         }
         let mut table_options = self.ctx.state().default_table_options();
-        table_options.alter_with_string_hash_map(options)?;
+        // Only the store's own options: format options need a format set first.
+        let aws: std::collections::HashMap<String, String> = options
+            .iter()
+            .filter(|(k, _)| k.to_ascii_lowercase().starts_with("aws."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        table_options.alter_with_string_hash_map(&aws)?;
         let aws = table_options
             .extensions
             .get::<AwsOptions>()

@@ -234,3 +234,103 @@ fn unreachable_endpoint_fails_fast_without_secrets() {
         );
     }
 }
+
+/// The whole pipeline with the corpus as shards in a bucket and the mixed dataset written back
+/// to the bucket gives the same counts as a local run on the single sample file.
+#[test]
+fn full_pipeline_on_s3_equals_local() {
+    let moto = Moto::start();
+    moto.create_bucket("mix-bucket");
+    let ep = moto.endpoint();
+    let env = env(&ep);
+    let root = env!("CARGO_MANIFEST_DIR");
+    let quickstart = std::fs::read_to_string(format!("{root}/sql/quickstart.sql")).unwrap();
+    let mix = std::fs::read_to_string(format!("{root}/sql/mix.sql")).unwrap();
+    assert!(
+        quickstart.contains("LOCATION 'data/sample.parquet'") && mix.contains("TO 'out/mixed/'")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let local_out = dir.path().join("mixed").to_string_lossy().into_owned();
+    let local_q = write("local_q.sql", quickstart.clone());
+    let local_m = write(
+        "local_m.sql",
+        mix.replace("'out/mixed/'", &format!("'{local_out}/'")),
+    );
+    let s3_q = write(
+        "s3_q.sql",
+        quickstart.replace(
+            "LOCATION 'data/sample.parquet'",
+            "LOCATION 's3://mix-bucket/corpus/'",
+        ),
+    );
+    let s3_m = write(
+        "s3_m.sql",
+        mix.replace("'out/mixed/'", "'s3://mix-bucket/mixed/'"),
+    );
+
+    // Shard the corpus into the bucket.
+    let mut args = vec!["-q".to_string()];
+    for (i, filter) in [
+        "domain < 'C'",
+        "domain >= 'C' AND domain < 'S'",
+        "domain >= 'S'",
+    ]
+    .iter()
+    .enumerate()
+    {
+        args.push("-c".into());
+        args.push(format!("COPY (SELECT * FROM 'data/sample.parquet' WHERE {filter}) TO 's3://mix-bucket/corpus/shard-{i}.parquet' STORED AS PARQUET"));
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, _, err) = run(&argv, &env);
+    assert!(ok, "{err}");
+
+    let digest = "SELECT sum(count) AS copies, samplemix_exact_sum(expected_count * samplemix_uniform(id, 7)) AS digest FROM weights";
+    let (ok, local, err) = run(
+        &[
+            "-q", "--format", "csv", "-f", &local_q, "-f", &local_m, "-c", digest,
+        ],
+        &[],
+    );
+    assert!(ok, "local run: {err}");
+    let (ok, remote, err) = run(
+        &[
+            "-q", "--format", "csv", "-f", &s3_q, "-f", &s3_m, "-c", digest,
+        ],
+        &env,
+    );
+    assert!(ok, "S3 run: {err}");
+    let (local_digest, remote_digest) = (csv_row(&local), csv_row(&remote));
+    assert_eq!(
+        local_digest, remote_digest,
+        "S3 pipeline differs from the local one"
+    );
+    let copies: u64 = local_digest.split(',').next().unwrap().parse().unwrap();
+
+    // The mixed dataset in the bucket: one row per copy, same rows as the local output.
+    let count_rows = |location: &str, env: &[(&str, String)]| -> String {
+        let (ok, out, err) = run(
+            &[
+                "-q",
+                "--format",
+                "csv",
+                "-c",
+                &format!("SELECT count(*), count(DISTINCT id), max(copy) FROM '{location}'"),
+            ],
+            env,
+        );
+        assert!(ok, "{err}");
+        csv_row(&out)
+    };
+    let remote_rows = count_rows("s3://mix-bucket/mixed/", &env);
+    assert_eq!(remote_rows, count_rows(&format!("{local_out}/"), &[]));
+    assert!(
+        remote_rows.starts_with(&format!("{copies},")),
+        "{remote_rows} vs {copies} copies"
+    );
+}

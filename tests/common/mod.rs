@@ -104,3 +104,72 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::execution::context::SessionConfig;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::prelude::SessionContext;
+
+/// A samplemix session with `partitions` target partitions.
+pub async fn context(partitions: usize) -> SessionContext {
+    let config = samplemix::session_config(SessionConfig::new().with_target_partitions(partitions));
+    samplemix::new_context(config, Arc::new(RuntimeEnv::default()))
+        .await
+        .unwrap()
+}
+
+/// Run SQL statements, returning the batches of the last one.
+pub async fn sql(ctx: &SessionContext, statements: &[&str]) -> Vec<RecordBatch> {
+    let mut last = Vec::new();
+    for s in statements {
+        last = ctx
+            .sql(s)
+            .await
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+    last
+}
+
+/// Column `name` of all batches as f64 (NULL -> NaN).
+pub fn f64s(batches: &[RecordBatch], name: &str) -> Vec<f64> {
+    let mut out = Vec::new();
+    for b in batches {
+        let c = datafusion::arrow::compute::cast(
+            b.column_by_name(name).unwrap(),
+            &datafusion::arrow::datatypes::DataType::Float64,
+        )
+        .unwrap();
+        let c = c.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        out.extend((0..c.len()).map(|i| if c.is_null(i) { f64::NAN } else { c.value(i) }));
+    }
+    out
+}
+
+/// Column `name` of all batches as strings.
+pub fn strings(batches: &[RecordBatch], name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in batches {
+        let c = datafusion::arrow::compute::cast(
+            b.column_by_name(name).unwrap(),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap();
+        out.extend(
+            c.as_string::<i32>()
+                .iter()
+                .map(|s| s.unwrap_or("NULL").to_string()),
+        );
+    }
+    out
+}
+
+/// Path of the shared 12k-document corpus, when this checkout has it.
+pub fn shared_corpus() -> Option<String> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/corpus.parquet");
+    p.exists().then(|| p.to_string_lossy().into_owned())
+}

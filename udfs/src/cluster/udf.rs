@@ -21,6 +21,7 @@ use datafusion::logical_expr::{
     ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
     Signature, Volatility,
 };
+use datafusion::object_store::ObjectStoreExt;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::TryStreamExt;
 
@@ -122,6 +123,13 @@ impl DiversityCluster {
 async fn file_version(ctx: &SessionContext, name: &str) -> Result<String> {
     let url = ListingTableUrl::parse(name)?;
     let store = ctx.runtime_env().object_store(&url)?;
+    // A single file answers HEAD; a folder is listed.
+    if let Ok(meta) = store.head(url.prefix()).await {
+        return Ok(format!(
+            "{}:{}:{}",
+            meta.location, meta.size, meta.last_modified
+        ));
+    }
     let files: Vec<_> = store
         .list(Some(url.prefix()))
         .try_collect()

@@ -110,22 +110,23 @@ fn parse(exprs: &[Expr]) -> Result<Params> {
             }
         },
     };
-    let separation =
-        match exprs
-            .get(7)
-            .map(|e| literal_str(e, NAME, "separation"))
-            .transpose()?
-            .as_deref()
-        {
-            None => Separation::Mean,
-            Some(m) => match m.to_ascii_lowercase().as_str() {
-                "mean" => Separation::Mean,
-                "min" => Separation::Min,
-                _ => return plan_err!(
+    let separation = match exprs
+        .get(7)
+        .map(|e| literal_str(e, NAME, "separation"))
+        .transpose()?
+        .as_deref()
+    {
+        None => Separation::Mean,
+        Some(m) => match m.to_ascii_lowercase().as_str() {
+            "mean" => Separation::Mean,
+            "min" => Separation::Min,
+            _ => {
+                return plan_err!(
                     "{NAME}: argument 'separation': unknown separation '{m}'; accepted: mean, min"
-                ),
-            },
-        };
+                )
+            }
+        },
+    };
     Ok(Params {
         scored: table_name(&exprs[0], NAME, "scored")?,
         centroids: table_name(&exprs[1], NAME, "centroids")?,
