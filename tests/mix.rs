@@ -6,9 +6,12 @@ mod common;
 use common::{context, f64s, sql, strings};
 use datafusion::prelude::SessionContext;
 
+/// (id, quality, cluster, distance, tokens)
+type Row = (String, f64, i64, f64, i64);
+
 /// Generated scored rows: uneven clusters (1, 3, 10, 50, 136 rows), one cluster of identical
 /// points (compactness 0), tied qualities.
-fn generated() -> (Vec<(String, f64, i64, f64, i64)>, Vec<[f64; 4]>) {
+fn generated() -> (Vec<Row>, Vec<[f64; 4]>) {
     let sizes = [1usize, 3, 10, 50, 136];
     let mut rows = Vec::new();
     let mut state = 12345u64;

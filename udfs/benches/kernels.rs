@@ -1,7 +1,7 @@
 //! Kernel benchmarks (release): `cargo bench -p samplemix-udfs --bench kernels -- WHAT [ARGS]`.
 //!
 //! WHAT is one of
-//! - `text CORPUS.parquet`: token_count, quality_score and embed MB/s on one core;
+//! - `text CORPUS.parquet [N]`: token_count, quality_score and embed MB/s on one core (first N docs);
 //! - `assign DIR`: nearest-centroid assignment of 1M × 256 f32 to k = 256 (ours on 1 and 2
 //!   threads, linfa `predict` on the first 100k rows), the machine's sgemm peak, and writes the
 //!   data to DIR for the faiss comparison;
@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use datafusion::arrow::array::AsArray;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use linfa::traits::Predict;
+use linfa::traits::{Fit, Predict};
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256Plus;
 use samplemix_udfs::cluster::assign::{assign_parallel, Centroids};
@@ -123,7 +123,10 @@ fn main() {
         .collect();
     match args.first().map(String::as_str) {
         Some("text") => {
-            let docs = texts(&args[1]);
+            let mut docs = texts(&args[1]);
+            if let Some(limit) = args.get(2).and_then(|n| n.parse::<usize>().ok()) {
+                docs.truncate(limit);
+            }
             throughput("token_count", &docs, |t| {
                 samplemix_udfs::tokens::count_tokens(t, Default::default()) as f64
             });

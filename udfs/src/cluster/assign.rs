@@ -79,7 +79,7 @@ pub fn assign(x: &[f32], c: &Centroids, labels: &mut Vec<usize>, distances: &mut
     labels.reserve(n);
     distances.reserve(n);
     let mut products = vec![0.0f32; ROWS * k];
-    for (tile_index, tile) in x.chunks(ROWS * d).enumerate() {
+    for tile in x.chunks(ROWS * d) {
         let m = tile.len() / d;
         // products[i, j] = x_i · c_j
         unsafe {
@@ -130,7 +130,6 @@ pub fn assign(x: &[f32], c: &Centroids, labels: &mut Vec<usize>, distances: &mut
                     best = second;
                 }
             }
-            let _ = tile_index;
             labels.push(best);
             distances.push(c.metric.distance(row, c.row(best)));
         }

