@@ -5,8 +5,10 @@
   python3 benches/peers.py faiss_assign DIR             # IndexFlatL2.search, 1M x 256 -> k=256
   python3 benches/peers.py faiss_kmeans DIR             # faiss.Kmeans 200k x 256, k=256, 20 iter
 
-faiss-cpu's bundled OpenBLAS does not recognise this CPU; run the faiss figures with
-OPENBLAS_CORETYPE=SkylakeX (benches/run.sh does) for its fast kernels.
+faiss-cpu's bundled OpenBLAS may not recognise the CPU and fall back to slow kernels: set
+OPENBLAS_CORETYPE to the CPU's class (benches/run.sh uses $FAISS_CORETYPE, default Haswell,
+i.e. AVX2, which is what this AMD EPYC machine has; SkylakeX dies with an illegal instruction
+here because the CPU lacks AVX-512).
 Prints one JSON object per line.
 """
 import json

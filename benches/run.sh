@@ -20,12 +20,12 @@ python3 benches/peers.py datatrove "$corpus" 1500
 
 echo "== assignment 1M x 256 -> 256 vs linfa predict, faiss, sgemm peak"
 kernels assign "$dir"
-OPENBLAS_CORETYPE=SkylakeX FAISS_THREADS=1 python3 benches/peers.py faiss_assign "$dir"
-OPENBLAS_CORETYPE=SkylakeX FAISS_THREADS=2 python3 benches/peers.py faiss_assign "$dir"
+OPENBLAS_CORETYPE="${FAISS_CORETYPE:-Haswell}" FAISS_THREADS=1 python3 benches/peers.py faiss_assign "$dir"
+OPENBLAS_CORETYPE="${FAISS_CORETYPE:-Haswell}" FAISS_THREADS=2 python3 benches/peers.py faiss_assign "$dir"
 
 echo "== kmeans fit 200k x 256, k=256, 20 iterations vs faiss.Kmeans"
 kernels kmeans "$dir"
-OPENBLAS_CORETYPE=SkylakeX FAISS_THREADS=2 python3 benches/peers.py faiss_kmeans "$dir"
+OPENBLAS_CORETYPE="${FAISS_CORETYPE:-Haswell}" FAISS_THREADS=2 python3 benches/peers.py faiss_kmeans "$dir"
 
 echo "== samplemix_weights 10M rows, K=1024 vs DuckDB and one scan"
 python3 benches/weights.py --dir "$dir"

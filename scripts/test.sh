@@ -9,4 +9,4 @@ if ! command -v moto_server >/dev/null 2>&1; then
   python3 -m pip install --quiet 'moto[server]'
 fi
 
-cargo test --workspace --all-targets "$@"
+cargo test --workspace "$@"
