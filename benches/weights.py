@@ -41,7 +41,7 @@ if not os.path.exists(scored) or not os.path.exists(cents):
         FROM range({args.rows}) t(i)) TO '{scored}' (FORMAT PARQUET, ROW_GROUP_SIZE 122880)""")
     con.execute(f"""COPY (
         SELECT CAST(c AS INTEGER) AS cluster, CAST(1 AS BIGINT) AS size,
-               list_transform(range(64), j -> CAST(random() - 0.5 AS FLOAT)) AS centroid,
+               list_transform(range(64), lambda j: CAST(random() - 0.5 AS FLOAT)) AS centroid,
                'cosine' AS metric
         FROM range({args.k}) t(c)) TO '{cents}' (FORMAT PARQUET)""")
 
@@ -64,7 +64,7 @@ setup = [
 ]
 weights_sql = "SELECT sum(count) AS copies, sum(expected_count) AS expected FROM samplemix_weights(scored, centroids, 0.8, 0.2, 1e10, 0)"
 sm = timed([args.bin, "-q", "--format", "csv"] + setup + ["-c", weights_sql], env)
-scan = timed([args.bin, "-q", "--format", "csv"] + setup + ["-c", "SELECT count(*) FROM (SELECT cluster, avg(distance), count(*) FROM scored GROUP BY cluster)"], env)
+scan = timed([args.bin, "-q", "--format", "csv"] + setup + ["-c", "SELECT count(*), sum(a), sum(n) FROM (SELECT cluster, avg(distance) AS a, count(*) AS n FROM scored GROUP BY cluster)"], env)
 
 duck_sql = f"""
 SET threads = {args.threads};

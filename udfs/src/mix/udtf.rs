@@ -207,7 +207,8 @@ fn non_null(assert: &ScalarUDF, column: &str, as_type: DataType) -> Expr {
             lit(format!(
                 "{NAME}: column '{column}' of 'scored' has NULL values (policy: NULL quality, cluster, distance or tokens is an error; filter those rows first); id of the first: "
             )),
-            cast(col("id"), DataType::Utf8),
+            // Cast only on failure, inside samplemix_assert: not per row here.
+            col("id"),
         ],
     )
     .alias(format!("__{column}"))
@@ -340,7 +341,7 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
                         "{NAME}: a cluster of 'scored' is absent from 'centroids' ('{}'): cluster ",
                         p.centroids
                     )),
-                    cast(col("__k_cl"), DataType::Utf8),
+                    col("__k_cl"),
                 ],
             )
             .alias("__kcl"),
