@@ -247,7 +247,8 @@ fn full_pipeline_on_s3_equals_local() {
     let quickstart = std::fs::read_to_string(format!("{root}/sql/quickstart.sql")).unwrap();
     let mix = std::fs::read_to_string(format!("{root}/sql/mix.sql")).unwrap();
     assert!(
-        quickstart.contains("LOCATION 'data/sample.parquet'") && mix.contains("TO 'out/mixed/'")
+        quickstart.contains("LOCATION 'data/sample.parquet'")
+            && mix.contains("TO 'out/mixed.parquet'")
     );
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, text: String| {
@@ -259,7 +260,7 @@ fn full_pipeline_on_s3_equals_local() {
     let local_q = write("local_q.sql", quickstart.clone());
     let local_m = write(
         "local_m.sql",
-        mix.replace("'out/mixed/'", &format!("'{local_out}/'")),
+        mix.replace("'out/mixed.parquet'", &format!("'{local_out}.parquet'")),
     );
     let s3_q = write(
         "s3_q.sql",
@@ -270,7 +271,7 @@ fn full_pipeline_on_s3_equals_local() {
     );
     let s3_m = write(
         "s3_m.sql",
-        mix.replace("'out/mixed/'", "'s3://mix-bucket/mixed/'"),
+        mix.replace("'out/mixed.parquet'", "'s3://mix-bucket/mixed.parquet'"),
     );
 
     // Shard the corpus into the bucket.
@@ -327,8 +328,11 @@ fn full_pipeline_on_s3_equals_local() {
         assert!(ok, "{err}");
         csv_row(&out)
     };
-    let remote_rows = count_rows("s3://mix-bucket/mixed/", &env);
-    assert_eq!(remote_rows, count_rows(&format!("{local_out}/"), &[]));
+    let remote_rows = count_rows("s3://mix-bucket/mixed.parquet", &env);
+    assert_eq!(
+        remote_rows,
+        count_rows(&format!("{local_out}.parquet"), &[])
+    );
     assert!(
         remote_rows.starts_with(&format!("{copies},")),
         "{remote_rows} vs {copies} copies"

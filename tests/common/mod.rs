@@ -79,22 +79,44 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Create a bucket with a plain path-style PUT (moto does not check signatures).
+    /// Create a bucket with a plain path-style PUT (moto does not check signatures). A few
+    /// attempts, since a freshly started moto may reset the first connection.
     pub fn create_bucket(&self, bucket: &str) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut last = String::new();
+        for _ in 0..5 {
+            match self.put(bucket) {
+                Ok(reply)
+                    if reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200") =>
+                {
+                    return
+                }
+                Ok(reply) => last = reply,
+                Err(e) => last = e.to_string(),
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("create bucket {bucket}: {last}");
+    }
+
+    fn put(&self, bucket: &str) -> std::io::Result<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(Duration::from_secs(20)))?;
         write!(
             s,
             "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             self.port
-        )
-        .unwrap();
-        let mut buf = [0u8; 64];
-        let n = s.read(&mut buf).unwrap();
-        let reply = String::from_utf8_lossy(&buf[..n]);
-        assert!(
-            reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200"),
-            "create bucket: {reply}"
-        );
+        )?;
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 512];
+        // Read at least the status line.
+        while !reply.windows(2).any(|w| w == b"\r\n") {
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            reply.extend_from_slice(&buf[..n]);
+        }
+        Ok(String::from_utf8_lossy(&reply).into_owned())
     }
 }
 
