@@ -153,9 +153,10 @@ fn resolve(
     match schema.table(reference.table()).now_or_never() {
         Some(Ok(Some(provider))) => Ok((reference, provider)),
         Some(Err(e)) => plan_err!("{NAME}: argument '{argument}': cannot open table '{name}': {e}"),
-        Some(Ok(None)) => plan_err!("{NAME}: argument '{argument}': table '{name}' not found"),
-        None => plan_err!(
-            "{NAME}: argument '{argument}': '{name}' is not a registered table; register it first (CREATE TABLE / CREATE EXTERNAL TABLE / CREATE VIEW)"
+        // A name that is not registered may still resolve asynchronously (a URL table still
+        // being inferred): both cases get the same answer, so the error does not depend on timing.
+        Some(Ok(None)) | None => plan_err!(
+            "{NAME}: argument '{argument}': table '{name}' not found; register it first (CREATE TABLE / CREATE EXTERNAL TABLE / CREATE VIEW)"
         ),
     }
 }
