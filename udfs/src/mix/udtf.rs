@@ -94,40 +94,16 @@ fn parse(exprs: &[Expr]) -> Result<Params> {
     let seed = exprs
         .get(5)
         .map_or(Ok(0), |e| literal_i64(e, NAME, "seed"))?;
-    let mode = match exprs
-        .get(6)
-        .map(|e| literal_str(e, NAME, "mode"))
-        .transpose()?
-        .as_deref()
-    {
-        None => Mode::Documents,
-        Some(m) => match m.to_ascii_lowercase().as_str() {
-            "documents" => Mode::Documents,
-            "tokens" => Mode::Tokens,
-            _ => {
-                return plan_err!(
-                    "{NAME}: argument 'mode': unknown mode '{m}'; accepted: documents, tokens"
-                )
-            }
-        },
-    };
-    let separation = match exprs
-        .get(7)
-        .map(|e| literal_str(e, NAME, "separation"))
-        .transpose()?
-        .as_deref()
-    {
-        None => Separation::Mean,
-        Some(m) => match m.to_ascii_lowercase().as_str() {
-            "mean" => Separation::Mean,
-            "min" => Separation::Min,
-            _ => {
-                return plan_err!(
-                    "{NAME}: argument 'separation': unknown separation '{m}'; accepted: mean, min"
-                )
-            }
-        },
-    };
+    let mode = choice(
+        exprs.get(6),
+        "mode",
+        &[("documents", Mode::Documents), ("tokens", Mode::Tokens)],
+    )?;
+    let separation = choice(
+        exprs.get(7),
+        "separation",
+        &[("mean", Separation::Mean), ("min", Separation::Min)],
+    )?;
     Ok(Params {
         scored: table_name(&exprs[0], NAME, "scored")?,
         centroids: table_name(&exprs[1], NAME, "centroids")?,
@@ -138,6 +114,28 @@ fn parse(exprs: &[Expr]) -> Result<Params> {
         mode,
         separation,
     })
+}
+
+/// An optional constant-string argument with a fixed set of (case-insensitive) values; the
+/// first value is the default.
+fn choice<T: Copy>(expr: Option<&Expr>, argument: &str, options: &[(&str, T)]) -> Result<T> {
+    let Some(expr) = expr else {
+        return Ok(options[0].1);
+    };
+    let value = literal_str(expr, NAME, argument)?;
+    match options
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(&value))
+    {
+        Some((_, v)) => Ok(*v),
+        None => {
+            let accepted: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+            plan_err!(
+                "{NAME}: argument '{argument}': unknown {argument} '{value}'; accepted: {}",
+                accepted.join(", ")
+            )
+        }
+    }
 }
 
 /// Resolve a registered table without blocking: planning is synchronous.
