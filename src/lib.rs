@@ -15,7 +15,7 @@ use datafusion::prelude::SessionContext;
 use datafusion_cli::catalog::DynamicObjectStoreCatalog;
 use datafusion_cli::functions::ParquetMetadataFunc;
 
-pub use samplemix_udfs::{all_udfs, all_udtfs, register_all};
+pub use samplemix_udfs::{all_udafs, all_udfs, all_udtfs, register_all};
 
 mod s3;
 mod url_tables;

@@ -118,6 +118,48 @@ struct Args {
     s3_connect_timeout: f64,
 }
 
+/// Re-register `kmeans_fit` so that it draws a progress bar on stderr while it fits (an
+/// interactive terminal only: scripts and pipes get clean output). The library reports
+/// progress through a callback and never draws anything itself.
+fn register_fit_progress(ctx: &datafusion::prelude::SessionContext) {
+    use std::io::IsTerminal;
+    use std::sync::{Mutex, PoisonError};
+
+    use indicatif::{ProgressBar, ProgressStyle};
+    use samplemix_udfs::functions::{FitEvent, FitProgress, KmeansFit};
+
+    if !std::io::stderr().is_terminal() {
+        return;
+    }
+    let bar: Mutex<Option<ProgressBar>> = Mutex::new(None);
+    let progress: FitProgress = Arc::new(move |event| {
+        let mut slot = bar.lock().unwrap_or_else(PoisonError::into_inner);
+        match event {
+            FitEvent::Started { k, rows, max_iter } => {
+                let pb = ProgressBar::new(max_iter as u64)
+                    .with_message(format!("kmeans_fit: k={k} on {rows} sampled rows"));
+                if let Ok(style) =
+                    ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} iterations")
+                {
+                    pb.set_style(style);
+                }
+                *slot = Some(pb);
+            }
+            FitEvent::Iteration(i) => {
+                if let Some(pb) = slot.as_ref() {
+                    pb.set_position(i as u64);
+                }
+            }
+            FitEvent::Finished => {
+                if let Some(pb) = slot.take() {
+                    pb.finish_and_clear();
+                }
+            }
+        }
+    });
+    ctx.register_udtf("kmeans_fit", Arc::new(KmeansFit::with_progress(progress)));
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match main_inner().await {
@@ -180,6 +222,7 @@ async fn main_inner() -> Result<()> {
     )));
 
     let ctx = samplemix::new_context(session_config(&args)?, rt.build_arc()?).await?;
+    register_fit_progress(&ctx);
     let ctx = SamplemixContext::new(ctx, s3);
 
     let mut print_options = PrintOptions {

@@ -121,7 +121,7 @@ async fn junk_ranks_below_real_prose() {
     );
     let junk: Vec<f64> = junk(300)
         .iter()
-        .map(|t| samplemix_udfs::quality::quality_score(t))
+        .map(|t| samplemix_udfs::kernels::quality_score(t))
         .collect();
     let score = auc(&real, &junk);
     println!(
@@ -151,8 +151,8 @@ fn odd_inputs_do_not_panic_and_stay_in_range() {
         "",
     ];
     for text in cases {
-        let s = samplemix_udfs::quality::signals(text);
-        let q = samplemix_udfs::quality::score(&s);
+        let s = samplemix_udfs::kernels::signals(text);
+        let q = samplemix_udfs::kernels::score(&s);
         assert!(
             (0.0..=10.0).contains(&q),
             "score {q} for {:?}",
@@ -168,8 +168,8 @@ mod properties {
         #![proptest_config(ProptestConfig::with_cases(300))]
         #[test]
         fn any_utf8_gives_finite_signals_and_a_score_in_range(text in "\\PC{0,400}") {
-            let s = samplemix_udfs::quality::signals(&text);
-            let q = samplemix_udfs::quality::score(&s);
+            let s = samplemix_udfs::kernels::signals(&text);
+            let q = samplemix_udfs::kernels::score(&s);
             prop_assert!((0.0..=10.0).contains(&q));
             for v in [s.mean_word_length, s.hash_ratio, s.alpha_words_ratio, s.dup_line_frac, s.line_punct_ratio, s.newline_ratio] {
                 prop_assert!(v.is_finite());
@@ -179,9 +179,9 @@ mod properties {
         #[test]
         fn any_bytes_lossily_decoded(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
             let text = String::from_utf8_lossy(&bytes);
-            let q = samplemix_udfs::quality::quality_score(&text);
+            let q = samplemix_udfs::kernels::quality_score(&text);
             prop_assert!((0.0..=10.0).contains(&q));
-            let e = samplemix_udfs::embed::hashed::embed(&text, 32);
+            let e = samplemix_udfs::kernels::embed(&text, 32);
             prop_assert!(e.iter().all(|v| v.is_finite()));
         }
     }

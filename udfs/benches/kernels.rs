@@ -5,9 +5,12 @@
 //! - `assign DIR`: nearest-centroid assignment of 1M × 256 f32 to k = 256 (ours on 1 and 2
 //!   threads, linfa `predict` on the first 100k rows), the machine's sgemm peak, and writes the
 //!   data to DIR for the faiss comparison;
-//! - `kmeans DIR`: kmeans fit on 200k × 256, k = 256, 20 iterations; writes the sample to DIR.
+//! - `kmeans DIR [N [K [ITERS]]]`: kmeans fit on N × 256 blobs (default 200k, k = 256, 20
+//!   iterations); writes the data to DIR (N ≤ 200k) for the faiss / scikit-learn comparison.
 //!
 //! Prints one JSON object per line; `benches/run.sh` adds the peers and the ratios.
+// sgemm_peak calls matrixmultiply directly to measure the machine's peak.
+#![allow(unsafe_code)]
 
 use std::time::Instant;
 
@@ -16,9 +19,7 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use linfa::traits::{Fit, Predict};
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256Plus;
-use samplemix_udfs::cluster::assign::{assign_parallel, Centroids};
-use samplemix_udfs::cluster::kmeans::fit;
-use samplemix_udfs::cluster::Metric;
+use samplemix_udfs::kernels::{assign, kmeans_fit, Centroids, KmeansOptions, Metric};
 
 fn texts(path: &str) -> Vec<String> {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -89,6 +90,8 @@ fn sgemm_peak(threads: usize) -> f64 {
             s.spawn(|| {
                 let mut c = vec![0.0f32; m * n];
                 for _ in 0..reps {
+                    // SAFETY: a is m×k, b is k×n and c is m×n, all row-major with the strides
+                    // given, and each thread owns its c.
                     unsafe {
                         matrixmultiply::sgemm(
                             m,
@@ -128,16 +131,16 @@ fn main() {
                 docs.truncate(limit);
             }
             throughput("token_count", &docs, |t| {
-                samplemix_udfs::tokens::count_tokens(t, Default::default()) as f64
+                samplemix_udfs::kernels::count_tokens(t, Default::default()) as f64
             });
             throughput(
                 "quality_score",
                 &docs,
-                samplemix_udfs::quality::quality_score,
+                samplemix_udfs::kernels::quality_score,
             );
             let mut v = vec![0.0f32; 256];
             throughput("embed", &docs, |t| {
-                samplemix_udfs::embed::hashed::embed_into(t, &mut v);
+                samplemix_udfs::kernels::embed_into(t, &mut v);
                 f64::from(v[0])
             });
         }
@@ -148,11 +151,11 @@ fn main() {
             let c = random_matrix(k, d, 12);
             write_f32(&format!("{dir}/assign_x.f32"), &x);
             write_f32(&format!("{dir}/assign_c.f32"), &c);
-            let cents = Centroids::new(c.clone(), d, Metric::L2, (0..k as i32).collect());
+            let cents = Centroids::new(c.clone(), d, Metric::L2, (0..k as i32).collect()).unwrap();
             let flops = 2.0 * (n * d * k) as f64;
             for threads in [1, 2] {
                 let start = Instant::now();
-                let (labels, _) = assign_parallel(&x, &cents, threads);
+                let (labels, _) = assign(&x, &cents, threads);
                 let secs = start.elapsed().as_secs_f64();
                 let checksum: usize = labels.iter().take(1000).sum();
                 println!("{{\"bench\":\"assign\",\"threads\":{threads},\"n\":{n},\"d\":{d},\"k\":{k},\"secs\":{secs:.4},\"gflops\":{:.1},\"checksum\":{checksum}}}", flops / secs / 1e9);
@@ -183,13 +186,26 @@ fn main() {
         }
         Some("kmeans") => {
             let dir = &args[1];
-            let (n, d, k, iters) = (200_000, 256, 256, 20);
+            let num = |i: usize, default: usize| {
+                args.get(i)
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(default)
+            };
+            let (n, d, k, iters) = (num(2, 200_000), 256, num(3, 256), num(4, 20));
             let x = blobs(n, d, k, 21);
-            write_f32(&format!("{dir}/kmeans_x.f32"), &x);
-            let rows: Vec<Vec<f32>> = x.chunks(d).map(<[f32]>::to_vec).collect();
+            if n <= 200_000 {
+                write_f32(&format!("{dir}/kmeans_x.f32"), &x);
+            }
             let start = Instant::now();
             let mut first_iter = None;
-            let fitted = fit(rows, d, k, iters, 0, Metric::L2, |i| {
+            let opts = KmeansOptions {
+                k,
+                max_iter: iters,
+                seed: 0,
+                metric: Metric::L2,
+                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            };
+            let fitted = kmeans_fit(x, d, opts, |i| {
                 if i == 1 {
                     first_iter = Some(start.elapsed().as_secs_f64());
                 }
@@ -204,7 +220,9 @@ fn main() {
             );
         }
         _ => {
-            eprintln!("usage: kernels text CORPUS.parquet | assign DIR | kmeans DIR");
+            eprintln!(
+                "usage: kernels text CORPUS.parquet | assign DIR | kmeans DIR [N [K [ITERS]]]"
+            );
             std::process::exit(2);
         }
     }

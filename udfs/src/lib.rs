@@ -10,22 +10,67 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Each paper step is a pure function in its own module; the SQL function that exposes it is a
-//! thin `udf.rs` beside it. Data flows one way: text -> tokens / signals -> score, and so on.
+//! The public surface is small on purpose:
+//! - [`register_all`], [`all_udfs`], [`all_udafs`], [`all_udtfs`]: what a DataFusion user
+//!   registers;
+//! - [`functions`]: the function implementations themselves, for users who pick some or build
+//!   them with options (a progress callback for `kmeans_fit`, a centroid source for
+//!   `diversity_cluster`);
+//! - [`kernels`]: the pure algorithms (hashes, tokens, quality, embedding, k-means, weights)
+//!   for benchmarks and Rust callers that do not need SQL.
+//!
+//! Inside, each paper step is a pure function in its own module and the SQL function that
+//! exposes it is a thin `udf.rs` beside it (see `docs/METHOD.md` for the method and which
+//! function implements which formula). Data flows one way: text -> tokens / signals -> score,
+//! text -> embedding -> cluster -> diversity, then scores -> weights -> counts.
+#![warn(missing_docs)]
 
 use std::sync::Arc;
 
-use datafusion::catalog::TableFunctionImpl;
+use datafusion::catalog::TableFunction;
 use datafusion::error::Result;
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
-pub mod cluster;
-pub mod embed;
-pub mod mix;
-pub mod quality;
-pub mod tokens;
-mod util;
+mod args;
+mod cluster;
+mod embed;
+mod error;
+mod hash;
+mod help;
+mod io;
+mod mix;
+mod quality;
+mod tokens;
+
+pub use error::Error;
+
+/// The SQL functions, for users who register a selection or configure one.
+pub mod functions {
+    pub use crate::cluster::udf::{diversity_cluster_udf, CentroidSource};
+    pub use crate::cluster::udtf::{FitEvent, FitProgress, KmeansFit};
+    pub use crate::embed::udf::embed_udf;
+    pub use crate::help::SamplemixHelp;
+    pub use crate::mix::udaf::exact_sum_udaf;
+    pub use crate::mix::udf::{assert_udf, distance_udf, uniform_udf};
+    pub use crate::mix::udtf::SamplemixWeights;
+    pub use crate::quality::udf::{quality_score_udf, quality_signals_udf};
+    pub use crate::tokens::udf::token_count_udf;
+}
+
+/// The pure algorithms behind the SQL functions.
+pub mod kernels {
+    pub use crate::cluster::assign::{assign, assign_labels, Centroids};
+    pub use crate::cluster::kmeans::{fit as kmeans_fit, Fitted, Options as KmeansOptions};
+    pub use crate::cluster::metric::Metric;
+    pub use crate::cluster::sample::{row_hash, BottomK};
+    pub use crate::embed::hashed::{embed, embed_into, DEFAULT_DIM, MAX_DIM};
+    pub use crate::hash::{fnv1a64, splitmix64, uniform, unit_interval};
+    pub use crate::mix::weights::{integer_count, separation, ExactSum, Mode, Separation};
+    pub use crate::quality::{quality_score, score, signals, Signals};
+    pub use crate::tokens::{count_tokens, Encoding};
+}
 
 /// The documentation section all samplemix functions appear under in `SHOW FUNCTIONS` docs.
 pub(crate) fn doc_section() -> datafusion::logical_expr::DocSection {
@@ -36,51 +81,63 @@ pub(crate) fn doc_section() -> datafusion::logical_expr::DocSection {
     }
 }
 
-/// Every scalar function samplemix adds, ready for `SessionContext::register_udf`.
-pub fn all_udfs() -> Vec<ScalarUDF> {
+/// Every scalar function samplemix adds. `diversity_cluster` here reads centroids from
+/// Parquet paths or URLs through a default runtime (the form a Ballista process can rebuild);
+/// [`register_all`] registers one bound to its session instead, which also reads tables.
+pub fn all_udfs() -> Vec<Arc<ScalarUDF>> {
     vec![
-        tokens::udf::token_count_udf(),
-        quality::udf::quality_score_udf(),
-        quality::udf::quality_signals_udf(),
-        embed::udf::embed_udf(),
-        mix::udf::uniform_udf(),
-        mix::udf::distance_udf(),
-        mix::udf::assert_udf(),
+        functions::token_count_udf(),
+        functions::quality_score_udf(),
+        functions::quality_signals_udf(),
+        functions::embed_udf(),
+        functions::uniform_udf(),
+        functions::distance_udf(),
+        functions::assert_udf(),
+        functions::diversity_cluster_udf(functions::CentroidSource::Runtime(Arc::new(
+            RuntimeEnv::default(),
+        ))),
     ]
 }
 
-/// Every table function samplemix adds, as (SQL name, implementation).
-pub fn all_udtfs() -> Vec<(&'static str, Arc<dyn TableFunctionImpl>)> {
+/// Every aggregate function samplemix adds (`samplemix_exact_sum`).
+pub fn all_udafs() -> Vec<Arc<AggregateUDF>> {
+    vec![functions::exact_sum_udaf()]
+}
+
+/// Every table function samplemix adds: `kmeans_fit`, `samplemix_weights`, `samplemix_help`.
+pub fn all_udtfs() -> Vec<Arc<TableFunction>> {
     vec![
-        ("kmeans_fit", Arc::new(cluster::udtf::KmeansFit)),
-        ("samplemix_weights", Arc::new(mix::udtf::SamplemixWeights)),
+        Arc::new(TableFunction::new(
+            "kmeans_fit".to_string(),
+            Arc::new(functions::KmeansFit::default()),
+        )),
+        Arc::new(TableFunction::new(
+            "samplemix_weights".to_string(),
+            Arc::new(functions::SamplemixWeights),
+        )),
+        Arc::new(TableFunction::new(
+            "samplemix_help".to_string(),
+            Arc::new(functions::SamplemixHelp),
+        )),
     ]
 }
 
-/// Every aggregate function samplemix adds.
-pub fn all_udafs() -> Vec<datafusion::logical_expr::AggregateUDF> {
-    vec![mix::udaf::exact_sum_udaf()]
-}
-
-/// Scalar functions that read tables through a session (`diversity_cluster`): they need the
-/// context they are registered in, so they are not part of [`all_udfs`].
-pub fn session_udfs(ctx: &SessionContext) -> Vec<ScalarUDF> {
-    let weak = ctx.state_weak_ref();
-    let session: cluster::udf::SessionSource =
-        Arc::new(move || weak.upgrade().map(|s| s.read().clone()));
-    vec![cluster::udf::diversity_cluster_udf(session)]
-}
-
-/// Register all samplemix scalar and table functions in `ctx`.
+/// Register every samplemix function in `ctx`; `diversity_cluster` is bound to `ctx`, so it
+/// reads centroids from tables registered there as well as from paths and URLs.
 pub fn register_all(ctx: &SessionContext) -> Result<()> {
-    for udf in all_udfs().into_iter().chain(session_udfs(ctx)) {
-        ctx.register_udf(udf);
+    for udf in all_udfs() {
+        ctx.register_udf(udf.as_ref().clone());
     }
+    ctx.register_udf(
+        functions::diversity_cluster_udf(functions::CentroidSource::session(ctx))
+            .as_ref()
+            .clone(),
+    );
     for udaf in all_udafs() {
-        ctx.register_udaf(udaf);
+        ctx.register_udaf(udaf.as_ref().clone());
     }
-    for (name, udtf) in all_udtfs() {
-        ctx.register_udtf(name, udtf);
+    for udtf in all_udtfs() {
+        ctx.register_udtf(udtf.name(), Arc::clone(udtf.function()));
     }
     Ok(())
 }

@@ -1,129 +1,52 @@
-//! k-means fit (SAMPLEMIX.md §2 step 2) with linfa-clustering on an order-independent sample.
+//! k-means fit (docs/METHOD.md, "Diversity"): greedy k-means++ seeding and Lloyd iterations,
+//! both on the matrix-product kernels of `assign.rs`, deterministic for a given sample and seed.
 //!
-//! - Sample: bottom-k by a seeded hash of each embedding's bits, processed in hash order, so
-//!   the sample and its order do not depend on partitioning, file order or thread count.
-//! - Init: k-means++ (D² sampling) with a seeded Xoshiro256+ generator, computed here in
-//!   O(k·n·d) by keeping each point's distance to its nearest chosen centre (linfa's own
-//!   k-means++ recomputes all distances for every new centre).
-//! - Lloyd iterations: linfa's `KMeans` (n_runs 1), one iteration per call so progress can be
-//!   reported and convergence is linfa's rule (centroid shift < tolerance).
-//! - Cosine: rows are L2-normalised before fitting and centroids re-normalised after.
+//! - Seeding: scikit-learn's greedy k-means++: the first centre uniformly at random, then for
+//!   each next centre `2 + ⌊ln k⌋` candidates drawn with probability ∝ D² (squared distance to
+//!   the nearest centre so far), keeping the candidate that lowers the potential Σ D² the most.
+//!   Candidate distances are one matrix product per step (rows × candidates). On samples larger
+//!   than [`SEEDING_ROWS`] the seeding runs on the first [`SEEDING_ROWS`] rows of the sample
+//!   (which is in hash order, so they are a uniform subsample): the seeding then costs a
+//!   bounded fraction of the fit, at a small cost in inertia that the Lloyd iterations recover.
+//! - Lloyd: assignment with the fused kernel (the exact top-two re-check keeps labels equal to
+//!   a brute-force search), then the update: members gathered by label in row order and summed
+//!   in f64 per cluster, clusters spread over threads, so the result is bit-identical for any
+//!   thread count. Stops when the centroids move less than [`TOLERANCE`] in total (linfa's rule)
+//!   or after `max_iter` iterations.
+//! - Empty clusters are re-seeded deterministically with the rows farthest from their centroid
+//!   (largest distance first, lower row index on ties), as scikit-learn does.
+//! - Cosine: rows are L2-normalised before fitting and centroids re-normalised at the end.
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
-
-use linfa::traits::Fit;
-use linfa::DatasetBase;
-use linfa_clustering::{KMeans, KMeansInit};
-use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256Plus;
 
-use super::assign::{assign_parallel, Centroids};
+use super::assign::{assign_labels, par_ranges, Centroids, CHUNK};
 use super::metric::{normalize_rows, Metric};
+use super::simd::dot_products;
+use crate::Error;
 
-/// Convergence threshold on the centroids' shift between iterations (linfa's default).
+/// Convergence threshold on the centroids' total shift between iterations (linfa's default).
 pub const TOLERANCE: f32 = 1e-4;
+/// Largest number of sample rows the seeding looks at.
+pub const SEEDING_ROWS: usize = 100_000;
 
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Seeded hash of an embedding's values (their exact bits).
-pub fn row_hash(row: &[f32], seed: u64) -> u64 {
-    let mut h = mix(seed ^ 0x6B6D_6561_6E73); // "kmeans"
-    for v in row {
-        h = (h ^ u64::from(v.to_bits())).wrapping_mul(0x0100_0000_01b3);
-    }
-    mix(h)
-}
-
-struct Entry {
-    hash: u64,
-    row: Vec<f32>,
-}
-
-impl Entry {
-    fn key_cmp(&self, other: &Self) -> Ordering {
-        self.hash.cmp(&other.hash).then_with(|| {
-            // Equal hashes: order by the values' bits so the choice is still order-free.
-            let a = self.row.iter().map(|v| v.to_bits());
-            let b = other.row.iter().map(|v| v.to_bits());
-            a.cmp(b)
-        })
-    }
-}
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.key_cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.key_cmp(other)
-    }
-}
-
-/// Keeps the `capacity` rows with the smallest seeded hash (bounded memory).
-pub struct BottomK {
-    capacity: usize,
-    seed: u64,
-    heap: BinaryHeap<Entry>,
-    /// Rows offered (non-NULL).
-    pub seen: u64,
-}
-
-impl BottomK {
-    /// An empty sampler.
-    pub fn new(capacity: usize, seed: u64) -> Self {
-        Self {
-            capacity,
-            seed,
-            heap: BinaryHeap::new(),
-            seen: 0,
-        }
-    }
-
-    /// Offer one row.
-    pub fn push(&mut self, row: &[f32]) {
-        self.seen += 1;
-        let hash = row_hash(row, self.seed);
-        if self.heap.len() < self.capacity {
-            self.heap.push(Entry {
-                hash,
-                row: row.to_vec(),
-            });
-        } else if let Some(top) = self.heap.peek() {
-            if hash < top.hash {
-                let mut top = self.heap.peek_mut().unwrap();
-                top.hash = hash;
-                top.row.clear();
-                top.row.extend_from_slice(row);
-            }
-        }
-    }
-
-    /// The kept rows, row-major, in hash order.
-    pub fn into_rows(self) -> Vec<Vec<f32>> {
-        self.heap
-            .into_sorted_vec()
-            .into_iter()
-            .map(|e| e.row)
-            .collect()
-    }
+/// What to fit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Options {
+    /// Number of clusters.
+    pub k: usize,
+    /// Most Lloyd iterations.
+    pub max_iter: usize,
+    /// Seed of the k-means++ draws.
+    pub seed: u64,
+    /// Metric the centroids are for.
+    pub metric: Metric,
+    /// Worker threads (the result does not depend on it).
+    pub threads: usize,
 }
 
 /// A fitted model.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Fitted {
     /// Row-major k × dim centroids.
     pub centroids: Vec<f32>,
@@ -135,113 +58,242 @@ pub struct Fitted {
     pub inertia: f64,
 }
 
-/// k-means++ seeding: first centre uniform, then each next centre with probability ∝ D².
-pub fn kmeans_pp(data: &[f32], dim: usize, k: usize, seed: u64) -> Vec<f32> {
+/// Squared norms of the rows.
+fn sq_norms(data: &[f32], dim: usize) -> Vec<f32> {
+    data.chunks_exact(dim)
+        .map(|r| r.iter().map(|v| v * v).sum())
+        .collect()
+}
+
+/// Squared distances of every row to each of `cands` (row-major candidates), one column per
+/// candidate: `out[c][i]`. Computed as ‖x‖² + ‖c‖² − 2·x·c (clamped at 0) with one product
+/// per chunk of rows.
+fn sq_dists_to(
+    data: &[f32],
+    norms: &[f32],
+    dim: usize,
+    cands: &[f32],
+    threads: usize,
+) -> Vec<Vec<f32>> {
+    let t = cands.len() / dim;
+    let cnorms = sq_norms(cands, dim);
+    let flat: Vec<f32> = par_ranges(norms.len(), CHUNK, threads, |rows| {
+        let mut prod = vec![0.0f32; rows.len() * t];
+        dot_products(
+            &data[rows.start * dim..rows.end * dim],
+            cands,
+            dim,
+            &mut prod,
+        );
+        for (i, r) in rows.enumerate() {
+            for c in 0..t {
+                let v = &mut prod[i * t + c];
+                *v = (norms[r] + cnorms[c] - 2.0 * *v).max(0.0);
+            }
+        }
+        prod
+    });
+    (0..t)
+        .map(|c| flat.iter().skip(c).step_by(t).copied().collect())
+        .collect()
+}
+
+/// Index of the first prefix sum above `target` (the last row when none is, by rounding).
+fn draw(d2: &[f32], total: f64, rng: &mut Xoshiro256Plus) -> usize {
+    let target = rng.gen::<f64>() * total;
+    let mut acc = 0.0f64;
+    for (i, v) in d2.iter().enumerate() {
+        acc += f64::from(*v);
+        if acc > target {
+            return i;
+        }
+    }
+    d2.len() - 1
+}
+
+/// Greedy k-means++ seeding on `data` (row-major, all finite): k centres, row-major.
+pub fn greedy_kmeans_pp(data: &[f32], dim: usize, k: usize, seed: u64, threads: usize) -> Vec<f32> {
     let n = data.len() / dim;
-    let mut rng = Xoshiro256Plus::seed_from_u64(seed);
     let row = |i: usize| &data[i * dim..(i + 1) * dim];
-    let sq = |a: &[f32], b: &[f32]| -> f64 {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| f64::from(x - y) * f64::from(x - y))
-            .sum()
-    };
+    let norms = sq_norms(data, dim);
+    let mut rng = Xoshiro256Plus::seed_from_u64(seed);
+    let trials = 2 + (k as f64).ln().floor() as usize;
     let mut centres = Vec::with_capacity(k * dim);
     let first = rng.gen_range(0..n);
     centres.extend_from_slice(row(first));
-    let mut d2: Vec<f64> = (0..n).map(|i| sq(row(i), row(first))).collect();
+    let mut closest = sq_dists_to(data, &norms, dim, row(first), threads).swap_remove(0);
+    let potential = |d: &[f32]| d.iter().map(|v| f64::from(*v)).sum::<f64>();
+    let mut current = potential(&closest);
     for _ in 1..k {
-        let total: f64 = d2.iter().sum();
-        let pick = if total > 0.0 {
-            let target = rng.gen::<f64>() * total;
-            let mut acc = 0.0;
-            let mut chosen = n - 1;
-            for (i, v) in d2.iter().enumerate() {
-                acc += v;
-                if acc > target {
-                    chosen = i;
-                    break;
-                }
-            }
-            chosen
+        let picks: Vec<usize> = if current > 0.0 {
+            (0..trials)
+                .map(|_| draw(&closest, current, &mut rng))
+                .collect()
         } else {
-            // Fewer distinct points than k: repeat a point (its cluster stays empty).
-            rng.gen_range(0..n)
+            // Fewer distinct rows than k: repeat a row (its cluster stays empty until re-seeded).
+            vec![rng.gen_range(0..n)]
         };
-        let c = row(pick).to_vec();
-        for (i, v) in d2.iter_mut().enumerate() {
-            let d = sq(row(i), &c);
-            if d < *v {
-                *v = d;
+        let cands: Vec<f32> = picks.iter().flat_map(|i| row(*i).iter().copied()).collect();
+        let mut best: Option<(f64, usize, Vec<f32>)> = None;
+        for (c, mut d) in sq_dists_to(data, &norms, dim, &cands, threads)
+            .into_iter()
+            .enumerate()
+        {
+            d.iter_mut()
+                .zip(&closest)
+                .for_each(|(v, old)| *v = v.min(*old));
+            let pot = potential(&d);
+            if best.as_ref().is_none_or(|(p, _, _)| pot < *p) {
+                best = Some((pot, c, d));
             }
         }
-        centres.extend_from_slice(&c);
+        if let Some((pot, c, d)) = best {
+            current = pot;
+            closest = d;
+            centres.extend_from_slice(row(picks[c]));
+        }
     }
     centres
 }
 
-/// Fit k centroids to `rows` (all of length `dim`, finite). `progress(iteration)` is called
-/// after each Lloyd iteration.
-pub fn fit(
-    rows: Vec<Vec<f32>>,
+/// One Lloyd update: the mean of each cluster's members (in f64, members in row order);
+/// clusters without members keep `previous`. Returns the new centroids and the member counts.
+fn update(
+    data: &[f32],
     dim: usize,
-    k: usize,
-    max_iter: usize,
-    seed: u64,
-    metric: Metric,
-    mut progress: impl FnMut(usize),
-) -> Result<Fitted, String> {
-    let n = rows.len();
-    if k == 0 || k > n {
-        return Err(format!(
-            "k = {k} must be between 1 and the {n} sampled rows"
-        ));
+    labels: &[usize],
+    previous: &[f32],
+    threads: usize,
+) -> (Vec<f32>, Vec<u64>) {
+    let k = previous.len() / dim;
+    // Counting sort of the rows by label: members of cluster j in row order.
+    let mut counts = vec![0usize; k + 1];
+    for l in labels {
+        counts[l + 1] += 1;
     }
-    let mut data: Vec<f32> = rows.into_iter().flatten().collect();
-    if metric == Metric::Cosine {
+    for j in 0..k {
+        counts[j + 1] += counts[j];
+    }
+    let mut members = vec![0usize; labels.len()];
+    let mut fill = counts.clone();
+    for (i, l) in labels.iter().enumerate() {
+        members[fill[*l]] = i;
+        fill[*l] += 1;
+    }
+    // Clusters (not rows) are spread over the threads: each sum runs in row order on one thread.
+    let means: Vec<f32> = par_ranges(k, 8, threads, |clusters| {
+        let mut out = Vec::with_capacity(clusters.len() * dim);
+        let mut sum = vec![0.0f64; dim];
+        for j in clusters {
+            let mine = &members[counts[j]..counts[j + 1]];
+            if mine.is_empty() {
+                out.extend_from_slice(&previous[j * dim..(j + 1) * dim]);
+                continue;
+            }
+            sum.fill(0.0);
+            for i in mine {
+                for (s, v) in sum.iter_mut().zip(&data[i * dim..(i + 1) * dim]) {
+                    *s += f64::from(*v);
+                }
+            }
+            let n = mine.len() as f64;
+            out.extend(sum.iter().map(|s| (s / n) as f32));
+        }
+        out
+    });
+    let sizes = (0..k).map(|j| (counts[j + 1] - counts[j]) as u64).collect();
+    (means, sizes)
+}
+
+/// Move the centroids of empty clusters onto the rows farthest from their own centroid.
+fn reseed_empty(data: &[f32], dim: usize, centroids: &mut [f32], sizes: &[u64], labels: &[usize]) {
+    let empty: Vec<usize> = (0..sizes.len()).filter(|j| sizes[*j] == 0).collect();
+    if empty.is_empty() {
+        return;
+    }
+    let mut far: Vec<(f32, usize)> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let row = &data[i * dim..(i + 1) * dim];
+            let c = &centroids[l * dim..(l + 1) * dim];
+            (
+                row.iter()
+                    .zip(c)
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum::<f32>(),
+                i,
+            )
+        })
+        .collect();
+    far.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    for (j, (_, i)) in empty.iter().zip(far) {
+        centroids[j * dim..(j + 1) * dim].copy_from_slice(&data[i * dim..(i + 1) * dim]);
+    }
+}
+
+/// L2 prepared centroids for labels during the fit.
+fn prepared(values: &[f32], dim: usize) -> Result<Centroids, Error> {
+    let k = values.len() / dim;
+    Centroids::new(values.to_vec(), dim, Metric::L2, (0..k as i32).collect())
+}
+
+/// Fit `opts.k` centroids to `data` (row-major rows of `dim` finite values). `progress(i)` is
+/// called after each Lloyd iteration.
+pub fn fit(
+    mut data: Vec<f32>,
+    dim: usize,
+    opts: Options,
+    mut progress: impl FnMut(usize),
+) -> Result<Fitted, Error> {
+    let n = data.len().checked_div(dim).unwrap_or(0);
+    if opts.k == 0 || opts.k > n {
+        return Err(Error::invalid(format!(
+            "k = {} must be between 1 and the {n} sampled rows",
+            opts.k
+        )));
+    }
+    if opts.metric == Metric::Cosine {
         normalize_rows(&mut data, dim);
     }
-    let records = Array2::from_shape_vec((n, dim), data).map_err(|e| e.to_string())?;
-    let mut centroids = Array2::from_shape_vec(
-        (k, dim),
-        kmeans_pp(records.as_slice().unwrap(), dim, k, seed),
-    )
-    .map_err(|e| e.to_string())?;
-    let dataset = DatasetBase::from(records);
+    let seeding = &data[..n.min(SEEDING_ROWS.max(opts.k)) * dim];
+    let mut centroids = greedy_kmeans_pp(seeding, dim, opts.k, opts.seed, opts.threads);
+    let mut labels = assign_labels(&data, &prepared(&centroids, dim)?, opts.threads);
     let mut iterations = 0;
-    while iterations < max_iter {
-        let model = KMeans::params_with_rng(k, Xoshiro256Plus::seed_from_u64(seed))
-            .n_runs(1)
-            .max_n_iterations(1)
-            .tolerance(TOLERANCE)
-            .init_method(KMeansInit::Precomputed(centroids.clone()))
-            .fit(&dataset)
-            .map_err(|e| format!("linfa k-means: {e}"))?;
-        let next = model.centroids().clone();
-        let shift = (&next - &centroids).mapv(|v| v * v).sum().sqrt();
+    while iterations < opts.max_iter {
+        let (mut next, sizes) = update(&data, dim, &labels, &centroids, opts.threads);
+        reseed_empty(&data, dim, &mut next, &sizes, &labels);
+        let shift = next
+            .iter()
+            .zip(&centroids)
+            .map(|(a, b)| f64::from(a - b) * f64::from(a - b))
+            .sum::<f64>()
+            .sqrt();
         centroids = next;
+        labels = assign_labels(&data, &prepared(&centroids, dim)?, opts.threads);
         iterations += 1;
         progress(iterations);
-        if shift < TOLERANCE {
+        if shift < f64::from(TOLERANCE) {
             break;
         }
     }
-    let mut values: Vec<f32> = centroids.iter().copied().collect();
-    if metric == Metric::Cosine {
-        normalize_rows(&mut values, dim);
+    if opts.metric == Metric::Cosine {
+        normalize_rows(&mut centroids, dim);
     }
-    let prepared = Centroids::new(values.clone(), dim, Metric::L2, (0..k as i32).collect());
-    let (labels, distances) = assign_parallel(dataset.records().as_slice().unwrap(), &prepared, 1);
-    let mut sizes = vec![0u64; k];
-    for l in &labels {
+    let final_c = prepared(&centroids, dim)?;
+    let labels = assign_labels(&data, &final_c, opts.threads);
+    let mut sizes = vec![0u64; opts.k];
+    let mut inertia = 0.0f64;
+    for (i, l) in labels.iter().enumerate() {
         sizes[*l] += 1;
+        let d = Metric::L2.distance(&data[i * dim..(i + 1) * dim], final_c.row(*l));
+        inertia += d * d;
     }
-    let inertia = distances.iter().map(|d| d * d).sum::<f64>() / n as f64;
     Ok(Fitted {
-        centroids: values,
+        centroids,
         sizes,
         iterations,
-        inertia,
+        inertia: inertia / n as f64,
     })
 }
 
@@ -251,30 +303,28 @@ mod tests {
     use rand::Rng;
 
     /// Gaussian-ish blobs around well separated centres.
-    fn blobs(centres: &[[f32; 3]], per: usize, seed: u64) -> (Vec<Vec<f32>>, Vec<usize>) {
+    fn blobs(centres: &[[f32; 3]], per: usize, seed: u64) -> Vec<f32> {
         let mut rng = Xoshiro256Plus::seed_from_u64(seed);
         let mut rows = Vec::new();
-        let mut truth = Vec::new();
-        for (ci, c) in centres.iter().enumerate() {
+        for c in centres {
             for _ in 0..per {
-                let noise = |rng: &mut Xoshiro256Plus| {
-                    (0..6).map(|_| rng.gen_range(-0.5f32..0.5)).sum::<f32>() * 0.3
-                };
-                rows.push(c.iter().map(|v| v + noise(&mut rng)).collect());
-                truth.push(ci);
+                for v in c {
+                    let noise = (0..6).map(|_| rng.gen_range(-0.5f32..0.5)).sum::<f32>() * 0.3;
+                    rows.push(v + noise);
+                }
             }
         }
-        (rows, truth)
+        rows
     }
 
-    #[test]
-    fn bottom_k_is_order_independent() {
-        let (rows, _) = blobs(&[[0.0, 0.0, 0.0], [5.0, 5.0, 5.0]], 200, 3);
-        let mut a = BottomK::new(50, 9);
-        rows.iter().for_each(|r| a.push(r));
-        let mut b = BottomK::new(50, 9);
-        rows.iter().rev().for_each(|r| b.push(r));
-        assert_eq!(a.into_rows(), b.into_rows());
+    fn opts(k: usize, threads: usize) -> Options {
+        Options {
+            k,
+            max_iter: 100,
+            seed: 0,
+            metric: Metric::L2,
+            threads,
+        }
     }
 
     #[test]
@@ -285,8 +335,7 @@ mod tests {
             [0.0, 10.0, 0.0],
             [0.0, 0.0, 10.0],
         ];
-        let (rows, _) = blobs(&centres, 300, 7);
-        let fitted = fit(rows, 3, 4, 100, 0, Metric::L2, |_| {}).unwrap();
+        let fitted = fit(blobs(&centres, 300, 7), 3, opts(4, 2), |_| {}).unwrap();
         for c in centres {
             let nearest = fitted
                 .centroids
@@ -303,7 +352,31 @@ mod tests {
     }
 
     #[test]
+    fn same_result_for_any_thread_count() {
+        let data = blobs(
+            &[[0.0, 1.0, 2.0], [5.0, 5.0, 5.0], [9.0, 0.0, 1.0]],
+            3000,
+            3,
+        );
+        let one = fit(data.clone(), 3, opts(7, 1), |_| {}).unwrap();
+        for t in [2, 5] {
+            assert_eq!(fit(data.clone(), 3, opts(7, t), |_| {}).unwrap(), one);
+        }
+    }
+
+    #[test]
     fn k_larger_than_rows_is_an_error() {
-        assert!(fit(vec![vec![1.0, 2.0]], 2, 2, 10, 0, Metric::L2, |_| {}).is_err());
+        assert!(fit(vec![1.0, 2.0], 2, opts(2, 1), |_| {}).is_err());
+    }
+
+    #[test]
+    fn duplicate_rows_leave_no_cluster_empty_when_avoidable() {
+        // 5 distinct points, k = 5, many copies: every cluster gets its own point.
+        let mut data = Vec::new();
+        for i in 0..500 {
+            data.extend_from_slice(&[(i % 5) as f32 * 10.0, 0.0]);
+        }
+        let f = fit(data, 2, opts(5, 1), |_| {}).unwrap();
+        assert!(f.sizes.iter().all(|s| *s == 100), "{:?}", f.sizes);
     }
 }

@@ -1,7 +1,6 @@
 //! Distance metrics shared by fitting, assignment and separation.
 
-use std::fmt;
-use std::str::FromStr;
+use crate::args::{choice_traits, Choice};
 
 /// How distances between embeddings and centroids are measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -13,11 +12,18 @@ pub enum Metric {
     L2,
 }
 
-impl Metric {
-    /// Names accepted in SQL.
-    pub const NAMES: [&'static str; 2] = ["cosine", "l2"];
+impl Choice for Metric {
+    const WHAT: &'static str = "metric";
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("cosine", Metric::Cosine),
+        ("l2", Metric::L2),
+        ("euclidean", Metric::L2),
+    ];
+}
+choice_traits!(Metric);
 
-    /// Distance between two vectors under this metric (f64 accumulation).
+impl Metric {
+    /// Distance between two f32 vectors under this metric (accumulated in f64).
     pub fn distance(self, a: &[f32], b: &[f32]) -> f64 {
         match self {
             Metric::L2 => a
@@ -37,34 +43,60 @@ impl Metric {
                     na += x * x;
                     nb += y * y;
                 }
-                if na == 0.0 || nb == 0.0 {
-                    // A zero vector has no direction: treat it as orthogonal to everything.
-                    1.0
-                } else {
-                    (1.0 - dot / (na.sqrt() * nb.sqrt())).max(0.0)
-                }
+                cosine_from(dot, na, nb)
             }
         }
     }
 }
 
-impl FromStr for Metric {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "cosine" => Ok(Metric::Cosine),
-            "l2" | "euclidean" => Ok(Metric::L2),
-            _ => Err(format!("unknown metric '{s}'; accepted: cosine, l2")),
-        }
+/// 1 − dot / (|a|·|b|), clamped at 0; 1 when either vector is zero (it has no direction, so it
+/// counts as orthogonal to everything).
+fn cosine_from(dot: f64, na: f64, nb: f64) -> f64 {
+    if na == 0.0 || nb == 0.0 {
+        1.0
+    } else {
+        (1.0 - dot / (na.sqrt() * nb.sqrt())).max(0.0)
     }
 }
 
-impl fmt::Display for Metric {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Metric::Cosine => "cosine",
-            Metric::L2 => "l2",
-        })
+/// Distance between two finite f64 vectors, exact in f64 for any magnitude: components are
+/// scaled by the largest one first, so 1e300-sized values neither overflow nor lose the result.
+pub fn distance_f64(metric: Metric, a: &[f64], b: &[f64]) -> f64 {
+    let max_abs = |v: &mut dyn Iterator<Item = f64>| v.fold(0.0f64, |m, x| m.max(x.abs()));
+    match metric {
+        Metric::L2 => {
+            let scale = max_abs(&mut a.iter().zip(b).map(|(x, y)| x - y));
+            if scale == 0.0 || !scale.is_finite() {
+                // Equal vectors, or differences beyond f64 (only when both are near f64::MAX).
+                return if scale == 0.0 { 0.0 } else { f64::INFINITY };
+            }
+            let s: f64 = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| {
+                    let d = (x - y) / scale;
+                    d * d
+                })
+                .sum();
+            scale * s.sqrt()
+        }
+        Metric::Cosine => {
+            let (sa, sb) = (
+                max_abs(&mut a.iter().copied()),
+                max_abs(&mut b.iter().copied()),
+            );
+            if sa == 0.0 || sb == 0.0 {
+                return 1.0;
+            }
+            let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
+            for (x, y) in a.iter().zip(b) {
+                let (x, y) = (x / sa, y / sb);
+                dot += x * y;
+                na += x * x;
+                nb += y * y;
+            }
+            cosine_from(dot, na, nb)
+        }
     }
 }
 
@@ -81,5 +113,39 @@ pub fn normalize_rows(data: &mut [f32], dim: usize) {
                 *x = (f64::from(*x) / norm) as f32;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f64_distances_cover_the_whole_range() {
+        assert_eq!(distance_f64(Metric::L2, &[0.0, 0.0], &[3.0, 4.0]), 5.0);
+        let d = distance_f64(Metric::L2, &[0.0, 0.0], &[3e300, 4e300]);
+        assert!((d / 5e300 - 1.0).abs() < 1e-15, "{d}");
+        let c = distance_f64(Metric::Cosine, &[1e300, 0.0], &[0.0, 1e-300]);
+        assert_eq!(c, 1.0);
+        assert!(distance_f64(Metric::Cosine, &[2e300, 2e300], &[1.0, 1.0]) < 1e-15);
+        assert_eq!(distance_f64(Metric::Cosine, &[0.0], &[1.0]), 1.0);
+        // The f32 form agrees on ordinary values.
+        let (a, b) = ([0.5f32, -1.0, 2.0], [1.5f32, 0.25, -2.0]);
+        let (a64, b64): (Vec<f64>, Vec<f64>) = (
+            a.iter().map(|v| f64::from(*v)).collect(),
+            b.iter().map(|v| f64::from(*v)).collect(),
+        );
+        for m in [Metric::L2, Metric::Cosine] {
+            assert!((m.distance(&a, &b) - distance_f64(m, &a64, &b64)).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn names_parse_case_insensitively_with_aliases() {
+        assert_eq!(" COSINE ".parse::<Metric>().unwrap(), Metric::Cosine);
+        assert_eq!("Euclidean".parse::<Metric>().unwrap(), Metric::L2);
+        assert_eq!(Metric::L2.to_string(), "l2");
+        let e = "manhattan".parse::<Metric>().unwrap_err().to_string();
+        assert_eq!(e, "unknown metric 'manhattan'; accepted: cosine, l2");
     }
 }

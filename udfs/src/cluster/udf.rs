@@ -1,43 +1,96 @@
 //! SQL glue for `diversity_cluster(embedding, centroids)`.
 //!
-//! An async scalar function: the centroids (a registered table or a Parquet path/URL with the
-//! `kmeans_fit` schema) are read through the session, once, and kept while the table or files
-//! are unchanged (checked per batch by the table's identity or the files' listing), so a query
-//! loads them once and a replaced table is never served stale.
+//! The centroids (a registered table, or a Parquet file/folder path
+//! or URL with the `kmeans_fit` schema) are read once per query and reused for every batch of
+//! it. A query is recognised by the return field DataFusion builds when it plans the call (one
+//! `Arc` per planned query, shared by all its partitions); a new query checks whether the table
+//! (its identity) or the files (their listing) changed before reusing the cached centroids, so
+//! a replaced table is never served stale and a query never pays more than one check.
+//!
+//! Where the centroids are read from is a [`CentroidSource`]: the session that registered the
+//! function (table names and every object store of that session), or a bare runtime (paths and
+//! URLs only): the form every process of a Ballista cluster can build from the function's name.
 
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 
-use async_trait::async_trait;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int32Array, StructArray};
+use parking_lot::RwLock;
+
+use datafusion::arrow::array::{ArrayRef, Float64Array, Int32Array, StructArray};
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
+use datafusion::common::utils::take_function_args;
 use datafusion::common::{exec_datafusion_err, exec_err, plan_err};
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::async_udf::{AsyncScalarUDF, AsyncScalarUDFImpl};
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature, Volatility,
+    Signature, TypeSignature, Volatility,
 };
 use datafusion::object_store::ObjectStoreExt;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::TryStreamExt;
 
 use super::assign::{assign, Centroids};
-use super::metric::Metric;
+use super::centroids::read_centroids;
 use super::vectors::{check_finite, check_type, vectors};
-use crate::util::{literal_string, scalar_string};
+use crate::args::{
+    block_on_helper, check_arity, check_text, literal_string, pass_through, scalar_string,
+    signature,
+};
+use crate::io::is_location;
 
 const NAME: &str = "diversity_cluster";
 
-/// Produces the current session state (the function reads centroid tables through it).
-pub type SessionSource = Arc<dyn Fn() -> Option<SessionState> + Send + Sync>;
+/// Where `diversity_cluster` reads its centroids.
+#[derive(Clone)]
+pub enum CentroidSource {
+    /// The session that registered the function: registered tables, and paths or URLs through
+    /// that session's object stores (what `register_all` uses).
+    Session(Weak<RwLock<SessionState>>),
+    /// A runtime without a session: Parquet paths or URLs through its object stores only.
+    /// This is what a process that only knows the function's name can build (Ballista
+    /// schedulers and executors, `all_udfs()`).
+    Runtime(Arc<RuntimeEnv>),
+}
 
-/// `diversity_cluster(embedding, centroids)` bound to a session, as a [`ScalarUDF`].
-pub fn diversity_cluster_udf(session: SessionSource) -> ScalarUDF {
-    AsyncScalarUDF::new(Arc::new(DiversityCluster::new(session))).into_scalar_udf()
+impl CentroidSource {
+    /// The source reading through `ctx`.
+    pub fn session(ctx: &SessionContext) -> Self {
+        CentroidSource::Session(ctx.state_weak_ref())
+    }
+
+    fn context(&self) -> Result<SessionContext> {
+        match self {
+            CentroidSource::Session(weak) => {
+                let state = weak.upgrade().ok_or_else(|| {
+                    exec_datafusion_err!(
+                        "{NAME}: the session that registered this function is gone"
+                    )
+                })?;
+                let state = state.read().clone();
+                Ok(SessionContext::new_with_state(state))
+            }
+            CentroidSource::Runtime(rt) => Ok(SessionContext::new_with_config_rt(
+                SessionConfig::new(),
+                Arc::clone(rt),
+            )),
+        }
+    }
+
+    fn key(&self) -> usize {
+        match self {
+            CentroidSource::Session(w) => w.as_ptr() as *const u8 as usize,
+            CentroidSource::Runtime(rt) => Arc::as_ptr(rt) as *const u8 as usize,
+        }
+    }
+}
+
+/// `diversity_cluster(embedding, centroids)` reading centroids from `source`.
+pub fn diversity_cluster_udf(source: CentroidSource) -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::new_from_impl(DiversityCluster::new(source)))
 }
 
 /// Output struct fields: `cluster` Int32, `distance` Float64.
@@ -48,11 +101,19 @@ pub fn output_fields() -> Fields {
     ])
 }
 
+/// The centroids of one name, the version they were read at, and the query that last used them.
+struct Cached {
+    name: String,
+    version: String,
+    query: Weak<Field>,
+    centroids: Arc<Centroids>,
+}
+
 /// Nearest centroid of each embedding and the distance to it.
 pub struct DiversityCluster {
     signature: Signature,
-    session: SessionSource,
-    cache: Mutex<Option<(String, String, Arc<Centroids>)>>,
+    source: CentroidSource,
+    cache: Mutex<Option<Cached>>,
 }
 
 impl std::fmt::Debug for DiversityCluster {
@@ -62,67 +123,128 @@ impl std::fmt::Debug for DiversityCluster {
 }
 impl PartialEq for DiversityCluster {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.session, &other.session)
+        self.source.key() == other.source.key()
     }
 }
 impl Eq for DiversityCluster {}
 impl Hash for DiversityCluster {
     fn hash<H: Hasher>(&self, state: &mut H) {
         NAME.hash(state);
+        self.source.key().hash(state);
     }
 }
 
 impl DiversityCluster {
-    fn new(session: SessionSource) -> Self {
+    fn new(source: CentroidSource) -> Self {
         Self {
-            signature: Signature::any(2, Volatility::Stable),
-            session,
+            signature: signature(
+                vec![TypeSignature::Exact(vec![
+                    DataType::new_list(DataType::Float32, true),
+                    DataType::Utf8,
+                ])],
+                Volatility::Stable,
+            ),
+            source,
             cache: Mutex::new(None),
         }
     }
 
-    /// The centroids named `name`, from the cache while their source is unchanged.
-    async fn centroids(&self, name: &str) -> Result<Arc<Centroids>> {
-        let state = (self.session)().ok_or_else(|| {
-            exec_datafusion_err!("{NAME}: the session that registered this function is gone")
-        })?;
-        let ctx = SessionContext::new_with_state(state);
-        let is_location = name.contains('/')
-            || name.contains("://")
-            || name.to_ascii_lowercase().ends_with(".parquet");
-        let version = if is_location {
-            file_version(&ctx, name).await?
-        } else {
-            match ctx.table_provider(name).await {
-                Ok(provider) => format!("table@{:p}", Arc::as_ptr(&provider)),
-                Err(e) => return exec_err!("{NAME}: argument 'centroids': no table '{name}' ({e}); pass a table name or a Parquet path/URL"),
-            }
-        };
-        if let Some((n, v, c)) = self.cache.lock().unwrap().as_ref() {
-            if n == name && *v == version {
-                return Ok(Arc::clone(c));
-            }
+    fn cached(&self, name: &str, query: &FieldRef) -> Option<Arc<Centroids>> {
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache
+            .as_ref()
+            .filter(|c| c.name == name && Weak::ptr_eq(&c.query, &Arc::downgrade(query)))
+            .map(|c| Arc::clone(&c.centroids))
+    }
+
+    /// The centroids named `name` for the query identified by `query`. The I/O (a version
+    /// check, and a read when the version changed) runs on a helper runtime: scalar functions
+    /// are synchronous, and DataFusion 55's async scalar functions cannot carry documentation
+    /// or custom type checks.
+    fn centroids(&self, name: &str, query: &FieldRef) -> Result<Arc<Centroids>> {
+        if let Some(c) = self.cached(name, query) {
+            return Ok(c);
         }
-        let df = if is_location {
-            ctx.read_parquet(name, ParquetReadOptions::default())
-                .await
-                .map_err(|e| {
-                    exec_datafusion_err!("{NAME}: argument 'centroids': cannot read '{name}': {e}")
-                })?
-        } else {
-            ctx.table(name).await?
+        let known = {
+            let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            cache
+                .as_ref()
+                .filter(|c| c.name == name)
+                .map(|c| c.version.clone())
         };
-        let batches = df.collect().await?;
-        let centroids = Arc::new(parse_centroids(name, &batches)?);
-        *self.cache.lock().unwrap() = Some((name.to_string(), version, Arc::clone(&centroids)));
+        let (source, owned) = (self.source.clone(), name.to_string());
+        let (version, fresh) =
+            block_on_helper(NAME, async move { load(source, owned, known).await })?;
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let centroids = match (fresh, cache.as_mut()) {
+            (None, Some(c)) if c.name == name && c.version == version => {
+                c.query = Arc::downgrade(query);
+                return Ok(Arc::clone(&c.centroids));
+            }
+            (Some(c), _) => Arc::new(c),
+            (None, _) => {
+                return exec_err!(
+                    "{NAME}: internal error: centroids '{name}' vanished from the cache"
+                )
+            }
+        };
+        *cache = Some(Cached {
+            name: name.to_string(),
+            version,
+            query: Arc::downgrade(query),
+            centroids: Arc::clone(&centroids),
+        });
         Ok(centroids)
     }
 }
 
+/// The version of centroids `name`, and the centroids themselves unless that version is
+/// `known` (already cached).
+async fn load(
+    source: CentroidSource,
+    name: String,
+    known: Option<String>,
+) -> Result<(String, Option<Centroids>)> {
+    let ctx = source.context()?;
+    let version = if is_location(&name) {
+        file_version(&ctx, &name).await?
+    } else {
+        if matches!(source, CentroidSource::Runtime(_)) {
+            return exec_err!(
+                "{NAME}: argument 'centroids': '{name}' is a table name, but this instance of the function has no session to look tables up in (it is a Ballista scheduler or executor, or comes from all_udfs()); pass the centroids as a Parquet file or folder path or URL, e.g. COPY the kmeans_fit result TO 's3://bucket/centroids.parquet' first"
+            );
+        }
+        match ctx.table_provider(name.as_str()).await {
+            Ok(provider) => format!("table@{:p}", Arc::as_ptr(&provider)),
+            Err(e) => return exec_err!("{NAME}: argument 'centroids': no table '{name}' ({e}); pass a table name or a Parquet path/URL"),
+        }
+    };
+    if known.as_deref() == Some(version.as_str()) {
+        return Ok((version, None));
+    }
+    let df = if is_location(&name) {
+        ctx.read_parquet(name.as_str(), ParquetReadOptions::default())
+            .await
+            .map_err(|e| {
+                exec_datafusion_err!("{NAME}: argument 'centroids': cannot read '{name}': {e}")
+            })?
+    } else {
+        ctx.table(name.as_str()).await?
+    };
+    let batches = df.collect().await?;
+    Ok((version, Some(read_centroids(NAME, &name, &batches)?)))
+}
+
 /// Identity of a centroids file or folder: its listing (paths, sizes, modification times).
 async fn file_version(ctx: &SessionContext, name: &str) -> Result<String> {
-    let url = ListingTableUrl::parse(name)?;
-    let store = ctx.runtime_env().object_store(&url)?;
+    let url = ListingTableUrl::parse(name).map_err(|e| {
+        exec_datafusion_err!(
+            "{NAME}: argument 'centroids': '{name}' is not a valid path or URL: {e}"
+        )
+    })?;
+    let store = ctx.runtime_env().object_store(&url).map_err(|e| {
+        exec_datafusion_err!("{NAME}: argument 'centroids': cannot open '{name}': {e}")
+    })?;
     // A single file answers HEAD; a folder is listed.
     if let Ok(meta) = store.head(url.prefix()).await {
         return Ok(format!(
@@ -147,84 +269,15 @@ async fn file_version(ctx: &SessionContext, name: &str) -> Result<String> {
         .join("|"))
 }
 
-/// Read `cluster`, `centroid` and (optional, default cosine) `metric` columns.
-fn parse_centroids(
-    name: &str,
-    batches: &[datafusion::arrow::array::RecordBatch],
-) -> Result<Centroids> {
-    let mut values = Vec::new();
-    let mut ids = Vec::new();
-    let mut dim: Option<usize> = None;
-    let mut metric: Option<Metric> = None;
-    for batch in batches {
-        let schema = batch.schema();
-        let col = |c: &str| -> Result<&ArrayRef> {
-            schema
-                .index_of(c)
-                .map(|i| batch.column(i))
-                .map_err(|_| exec_datafusion_err!("{NAME}: argument 'centroids': '{name}' has no '{c}' column (expected the kmeans_fit schema: cluster, size, centroid, metric)"))
-        };
-        let cluster = datafusion::arrow::compute::cast(col("cluster")?, &DataType::Int32)?;
-        let cluster = cluster.as_primitive::<datafusion::arrow::datatypes::Int32Type>();
-        let centroid = col("centroid")?;
-        check_type(centroid.data_type(), NAME, "centroids")?;
-        let rows = vectors(centroid, NAME, "centroids")?;
-        let metrics = match schema.index_of("metric") {
-            Ok(i) => Some(datafusion::arrow::compute::cast(
-                batch.column(i),
-                &DataType::Utf8,
-            )?),
-            Err(_) => None,
-        };
-        for i in 0..batch.num_rows() {
-            let (Some(row), false) = (rows.row(i), cluster.is_null(i)) else {
-                return exec_err!(
-                    "{NAME}: argument 'centroids': '{name}' has a NULL cluster or centroid"
-                );
-            };
-            check_finite(row, NAME, "centroids")?;
-            match dim {
-                None => dim = Some(row.len()),
-                Some(d) if d != row.len() => {
-                    return exec_err!(
-                        "{NAME}: argument 'centroids': '{name}' mixes dimensions {d} and {}",
-                        row.len()
-                    )
-                }
-                _ => {}
-            }
-            let m = match &metrics {
-                Some(m) if !m.is_null(i) => m
-                    .as_string::<i32>()
-                    .value(i)
-                    .parse::<Metric>()
-                    .map_err(|e| exec_datafusion_err!("{NAME}: argument 'centroids': {e}"))?,
-                _ => Metric::default(),
-            };
-            if metric.is_some_and(|x| x != m) {
-                return exec_err!("{NAME}: argument 'centroids': '{name}' mixes metrics");
-            }
-            metric = Some(m);
-            values.extend_from_slice(row);
-            ids.push(cluster.value(i));
-        }
-    }
-    let (Some(dim), Some(metric)) = (dim, metric) else {
-        return exec_err!("{NAME}: argument 'centroids': '{name}' has no rows");
-    };
-    if dim == 0 {
-        return exec_err!("{NAME}: argument 'centroids': '{name}' has empty centroids");
-    }
-    Ok(Centroids::new(values, dim, metric, ids))
-}
-
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         crate::doc_section(),
         "Nearest centroid of an embedding and the distance to it, under the centroids' metric \
          ('cosine': 1 − cos; 'l2': Euclidean). centroids names a registered table or a Parquet \
-         path/URL (local or s3://) with the kmeans_fit schema; it is read once and reused while \
-         unchanged. Returns Struct{cluster Int32, distance Float64}; NULL embedding gives NULL.",
+         file/folder path or URL (local or s3://) with the kmeans_fit schema (cluster ids unique, \
+         centroids finite, one metric); it is read once per query. On a Ballista cluster only \
+         paths and URLs work (executors have no session tables). Returns Struct{cluster Int32, \
+         distance Float64}; NULL embedding gives NULL.",
         "diversity_cluster(embedding, centroids)",
     )
     .with_sql_example(
@@ -244,20 +297,22 @@ impl ScalarUDFImpl for DiversityCluster {
     fn signature(&self) -> &Signature {
         &self.signature
     }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        Ok(pass_through(arg_types))
+    }
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(DataType::Struct(output_fields()))
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        check_arity(NAME, args.arg_fields.len(), 2..=2, "embedding, centroids")?;
         check_type(args.arg_fields[0].data_type(), NAME, "embedding")?;
-        if let Some(Some(v)) = args.scalar_arguments.get(1) {
-            if literal_string(Some(v), NAME, "centroids")?.is_none() {
-                return plan_err!("{NAME}: argument 'centroids' must not be NULL");
+        match args.scalar_arguments.get(1) {
+            Some(Some(v)) => {
+                if literal_string(Some(v), NAME, "centroids")?.is_none() {
+                    return plan_err!("{NAME}: argument 'centroids' must not be NULL");
+                }
             }
-        } else if !matches!(
-            args.arg_fields[1].data_type(),
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-        ) {
-            return plan_err!("{NAME}: argument 'centroids' must be a constant string (table name or Parquet path)");
+            _ => check_text(NAME, "centroids", args.arg_fields[1].data_type())?,
         }
         Ok(Arc::new(Field::new(
             NAME,
@@ -265,25 +320,19 @@ impl ScalarUDFImpl for DiversityCluster {
             true,
         )))
     }
-    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        exec_err!("{NAME}: internal error: must be invoked asynchronously")
-    }
-    fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOC)
-    }
-}
-
-#[async_trait]
-impl AsyncScalarUDFImpl for DiversityCluster {
-    async fn invoke_async_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let Some(name) = scalar_string(&args.args[1], NAME, "centroids")? else {
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [embedding, centroids] = take_function_args(NAME, &args.args)?;
+        let Some(name) = scalar_string(centroids, NAME, "centroids")? else {
             return exec_err!("{NAME}: argument 'centroids' must not be NULL");
         };
-        let centroids = self.centroids(&name).await?;
-        let array = args.args[0].to_array(args.number_rows)?;
+        let centroids = self.centroids(&name, &args.return_field)?;
+        let array = embedding.to_array(args.number_rows)?;
         Ok(ColumnarValue::Array(assign_array(
             &array, &centroids, &name,
         )?))
+    }
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&DOC)
     }
 }
 
@@ -297,11 +346,11 @@ fn assign_array(array: &ArrayRef, c: &Centroids, name: &str) -> Result<ArrayRef>
     for i in 0..n {
         match rows.row(i) {
             Some(row) => {
-                if row.len() != c.dim {
+                if row.len() != c.dim() {
                     return exec_err!(
                         "{NAME}: embedding dimension {} does not match the dimension {} of centroids '{name}'",
                         row.len(),
-                        c.dim
+                        c.dim()
                     );
                 }
                 check_finite(row, NAME, "embedding")?;
@@ -314,14 +363,14 @@ fn assign_array(array: &ArrayRef, c: &Centroids, name: &str) -> Result<ArrayRef>
         }
     }
     let x = contiguous.unwrap_or(&packed);
-    let (mut labels, mut distances) = (Vec::new(), Vec::new());
-    assign(x, c, &mut labels, &mut distances);
+    // DataFusion already runs one partition per core: one thread here.
+    let (labels, distances) = assign(x, c, 1);
     let mut cluster = Vec::with_capacity(n);
     let mut distance = Vec::with_capacity(n);
     let mut next = 0;
     for v in &valid {
         if *v {
-            cluster.push(c.ids[labels[next]]);
+            cluster.push(c.ids()[labels[next]]);
             distance.push(distances[next]);
             next += 1;
         } else {

@@ -1,26 +1,34 @@
-//! SQL glue for the `kmeans_fit(table, column, k [, sample_rows [, seed [, max_iter [, metric]]]])`
-//! table function.
+//! SQL glue for `kmeans_fit(table, column, k [, sample_rows [, seed [, max_iter [, metric]]]])`.
+//!
+//! The fit runs when the query is planned, for two reasons: a `List` column's dimension (and so
+//! the output schema) is only known from the data, and the result, k rows of literals, becomes
+//! a plain `VALUES` plan that serialises like any query (it runs unchanged on Ballista, where a
+//! table provider holding the fitted rows in memory could not travel). The cost is that
+//! `EXPLAIN` also fits; persist a fit with `CREATE TABLE c AS SELECT * FROM kmeans_fit(...)` or
+//! `COPY (SELECT * FROM kmeans_fit(...)) TO 'c.parquet'` and reuse it.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    FixedSizeListArray, Float32Array, Int32Array, Int64Array, RecordBatch, StringArray,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::array::{FixedSizeListArray, Float32Array};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{exec_err, plan_datafusion_err, plan_err};
-use datafusion::datasource::MemTable;
+use datafusion::common::{
+    exec_datafusion_err, exec_err, plan_datafusion_err, plan_err, ScalarValue,
+};
+use datafusion::datasource::ViewTable;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::SessionState;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::logical_expr::{col, lit, Expr, LogicalPlanBuilder};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
 
-use super::kmeans::{fit, BottomK};
+use super::kmeans::{fit, Fitted, Options};
 use super::metric::Metric;
+use super::sample::BottomK;
 use super::vectors::{check_finite, check_type, vectors};
+use crate::args::{block_on_helper, choice_arg, literal_i64, literal_str, table_name};
 use crate::embed::udf::item_field;
-use crate::util::{block_on_helper, literal_i64, literal_str, table_name};
+use crate::io::{check_location, is_location};
 
 const NAME: &str = "kmeans_fit";
 
@@ -29,25 +37,48 @@ pub const DEFAULT_SAMPLE_ROWS: i64 = 100_000;
 /// Default iteration cap.
 pub const DEFAULT_MAX_ITER: i64 = 100;
 
-/// `kmeans_fit`: fit k centroids (linfa-clustering) to an embedding column on a seeded,
-/// order-independent sample. One output row per cluster: `cluster` Int32, `size` Int64
-/// (members in the fitted sample), `centroid` FixedSizeList<Float32, d>, `metric` Utf8.
-/// The fit runs when the query is planned (its output schema depends on the data).
-#[derive(Debug, Default)]
-pub struct KmeansFit;
+/// What a fit reports while it runs (the shell draws a progress bar from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FitEvent {
+    /// The sample is drawn and the fit starts.
+    Started {
+        /// Clusters.
+        k: usize,
+        /// Sampled rows.
+        rows: usize,
+        /// Iteration cap.
+        max_iter: usize,
+    },
+    /// A Lloyd iteration finished (1-based).
+    Iteration(usize),
+    /// The fit is done.
+    Finished,
+}
 
-/// Output schema of `kmeans_fit` for embeddings of dimension `dim`.
-pub fn centroids_schema(dim: usize) -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("cluster", DataType::Int32, false),
-        Field::new("size", DataType::Int64, false),
-        Field::new(
-            "centroid",
-            DataType::FixedSizeList(item_field(), dim as i32),
-            false,
-        ),
-        Field::new("metric", DataType::Utf8, false),
-    ]))
+/// A callback for [`FitEvent`]s.
+pub type FitProgress = Arc<dyn Fn(FitEvent) + Send + Sync>;
+
+/// `kmeans_fit`: fit k centroids to an embedding column on a seeded, order-independent sample.
+/// One output row per cluster: `cluster` Int32, `size` Int64 (members in the fitted sample),
+/// `centroid` FixedSizeList<Float32, d>, `metric` Utf8.
+#[derive(Default, Clone)]
+pub struct KmeansFit {
+    progress: Option<FitProgress>,
+}
+
+impl std::fmt::Debug for KmeansFit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KmeansFit").finish_non_exhaustive()
+    }
+}
+
+impl KmeansFit {
+    /// A `kmeans_fit` that reports its progress to `progress`.
+    pub fn with_progress(progress: FitProgress) -> Self {
+        Self {
+            progress: Some(progress),
+        }
+    }
 }
 
 struct Params {
@@ -60,7 +91,7 @@ struct Params {
     metric: Metric,
 }
 
-fn parse(exprs: &[datafusion::logical_expr::Expr]) -> Result<Params> {
+fn parse(exprs: &[Expr]) -> Result<Params> {
     if !(3..=7).contains(&exprs.len()) {
         return plan_err!(
             "{NAME}: expected 3 to 7 arguments (table, column, k [, sample_rows [, seed [, max_iter [, metric]]]]), got {}",
@@ -71,12 +102,12 @@ fn parse(exprs: &[datafusion::logical_expr::Expr]) -> Result<Params> {
     if k < 1 {
         return plan_err!("{NAME}: argument 'k' must be at least 1, got {k}");
     }
+    if k > i64::from(i32::MAX) {
+        return plan_err!("{NAME}: argument 'k' must fit the Int32 cluster ids, got {k}");
+    }
     let sample_rows = exprs.get(3).map_or(Ok(DEFAULT_SAMPLE_ROWS), |e| {
         literal_i64(e, NAME, "sample_rows")
     })?;
-    if sample_rows < 1 {
-        return plan_err!("{NAME}: argument 'sample_rows' must be at least 1, got {sample_rows}");
-    }
     if sample_rows < k {
         return plan_err!(
             "{NAME}: argument 'sample_rows' ({sample_rows}) must be at least k ({k})"
@@ -91,34 +122,49 @@ fn parse(exprs: &[datafusion::logical_expr::Expr]) -> Result<Params> {
     if max_iter < 1 {
         return plan_err!("{NAME}: argument 'max_iter' must be at least 1, got {max_iter}");
     }
-    let metric = match exprs.get(6) {
-        None => Metric::default(),
-        Some(e) => literal_str(e, NAME, "metric")?
-            .parse::<Metric>()
-            .map_err(|e| plan_datafusion_err!("{NAME}: argument 'metric': {e}"))?,
-    };
     Ok(Params {
         table: table_name(&exprs[0], NAME, "table")?,
         column: literal_str(&exprs[1], NAME, "column")?,
         k: k as usize,
-        sample_rows: sample_rows as usize,
+        sample_rows: usize::try_from(sample_rows).map_err(|_| {
+            plan_datafusion_err!("{NAME}: argument 'sample_rows' is too large: {sample_rows}")
+        })?,
         seed: seed as u64,
         max_iter: max_iter as usize,
-        metric,
+        metric: choice_arg(exprs.get(6), Metric::default(), NAME, "metric")?,
     })
 }
 
-async fn run(state: SessionState, p: Params) -> Result<RecordBatch> {
-    let ctx = SessionContext::new_with_state(state);
+/// Grow `reservation` by `bytes`, or fail naming the sample and the way out.
+fn reserve(reservation: &mut MemoryReservation, bytes: usize, p: &Params) -> Result<()> {
+    reservation.try_grow(bytes).map_err(|e| {
+        exec_datafusion_err!(
+            "{NAME}: the sample of up to {} rows needs more memory than the session's memory pool allows ({}); lower 'sample_rows' or raise the limit (samplemix -m)",
+            p.sample_rows,
+            e.strip_backtrace()
+        )
+    })
+}
+
+/// Stream the column once, keeping the bottom-k sample; its memory is taken from the session's
+/// pool as it grows.
+async fn sample(ctx: &SessionContext, p: &Params) -> Result<(BottomK, MemoryReservation)> {
+    if is_location(&p.table) {
+        check_location(ctx, &p.table, NAME, "table").await?;
+    }
     let df = ctx.table(p.table.as_str()).await.map_err(|e| {
-        plan_datafusion_err!("{NAME}: argument 'table': cannot read '{}': {e}", p.table)
+        plan_datafusion_err!(
+            "{NAME}: argument 'table': cannot read '{}': {}",
+            p.table,
+            e.strip_backtrace()
+        )
     })?;
     let Ok(field) = df.schema().field_with_unqualified_name(&p.column) else {
-        let names: Vec<String> = df
+        let names: Vec<&str> = df
             .schema()
             .fields()
             .iter()
-            .map(|f| f.name().clone())
+            .map(|f| f.name().as_str())
             .collect();
         return plan_err!(
             "{NAME}: argument 'column': table '{}' has no column '{}' (columns: {})",
@@ -128,88 +174,134 @@ async fn run(state: SessionState, p: Params) -> Result<RecordBatch> {
         );
     };
     check_type(field.data_type(), NAME, "column")?;
+    let mut reservation =
+        MemoryConsumer::new(format!("{NAME} sample")).register(&ctx.runtime_env().memory_pool);
     let mut stream = df
         .select_columns(&[p.column.as_str()])?
         .execute_stream()
         .await?;
-    let mut sampler = BottomK::new(p.sample_rows, p.seed);
-    let mut dim: Option<usize> = None;
+    let mut sampler: Option<BottomK> = None;
+    let mut kept = 0;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
-        let array = batch.column(0);
-        let rows = vectors(array, NAME, "column")?;
+        let rows = vectors(batch.column(0), NAME, "column")?;
         for i in 0..rows.len() {
             let Some(row) = rows.row(i) else { continue };
-            match dim {
+            let s = match &mut sampler {
+                Some(s) => s,
                 None if row.is_empty() => {
-                    return exec_err!("{NAME}: argument 'column': embeddings must not be empty lists")
-                }
-                None => dim = Some(row.len()),
-                Some(d) if d != row.len() => {
                     return exec_err!(
-                        "{NAME}: argument 'column': rows have differing dimensions ({d} and {}); every embedding must have the same length",
-                        row.len()
+                        "{NAME}: argument 'column': embeddings must not be empty lists"
                     )
                 }
-                _ => {}
+                None => sampler.insert(BottomK::new(p.sample_rows, row.len(), p.seed)),
+            };
+            let dim = s.dim();
+            if row.len() != dim {
+                return exec_err!(
+                    "{NAME}: argument 'column': rows have differing dimensions ({dim} and {}); every embedding must have the same length",
+                    row.len()
+                );
             }
             check_finite(row, NAME, "column")?;
-            sampler.push(row);
+            s.push(row);
+            if s.len() > kept {
+                reserve(&mut reservation, std::mem::size_of_val(row) + 24, p)?;
+                kept = s.len();
+            }
         }
     }
-    let Some(dim) = dim else {
+    let Some(sampler) = sampler else {
         return plan_err!(
             "{NAME}: argument 'table': '{}' has no non-NULL '{}' rows to fit",
             p.table,
             p.column
         );
     };
-    if p.k as u64 > sampler.seen {
+    Ok((sampler, reservation))
+}
+
+async fn run(
+    state: SessionState,
+    p: Params,
+    progress: Option<FitProgress>,
+) -> Result<(Fitted, usize)> {
+    let threads = state.config().target_partitions();
+    let ctx = SessionContext::new_with_state(state);
+    let (sampler, mut reservation) = sample(&ctx, &p).await?;
+    if p.k as u64 > sampler.seen() {
         return plan_err!(
             "{NAME}: argument 'k' ({}) exceeds the {} non-NULL rows of '{}'",
             p.k,
-            sampler.seen,
+            sampler.seen(),
             p.table
         );
     }
-    let rows = sampler.into_rows();
-    let bar = ProgressBar::new(p.max_iter as u64).with_message(format!(
-        "kmeans_fit k={} on {} rows",
-        p.k,
-        rows.len()
-    ));
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} iterations {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let rows = sampler.len();
+    // The fit's own working set: labels, norms and the seeding distances per row.
+    reserve(&mut reservation, rows * 48, &p)?;
+    let dim = sampler.dim();
+    let data = sampler.into_rows();
+    let report = move |e: FitEvent| {
+        if let Some(f) = &progress {
+            f(e)
+        }
+    };
+    report(FitEvent::Started {
+        k: p.k,
+        rows,
+        max_iter: p.max_iter,
+    });
+    let opts = Options {
+        k: p.k,
+        max_iter: p.max_iter,
+        seed: p.seed,
+        metric: p.metric,
+        threads,
+    };
     let fitted = tokio::task::spawn_blocking(move || {
-        fit(rows, dim, p.k, p.max_iter, p.seed, p.metric, |i| {
-            bar.set_position(i as u64)
-        })
-        .inspect(|_| bar.finish_and_clear())
+        let out = fit(data, dim, opts, |i| report(FitEvent::Iteration(i)));
+        report(FitEvent::Finished);
+        out
     })
     .await
     .map_err(|e| DataFusionError::External(Box::new(e)))?
     .map_err(|e| plan_datafusion_err!("{NAME}: {e}"))?;
+    drop(reservation);
+    Ok((fitted, dim))
+}
 
-    let k = fitted.sizes.len();
-    RecordBatch::try_new(
-        centroids_schema(dim),
-        vec![
-            Arc::new(Int32Array::from_iter_values(0..k as i32)),
-            Arc::new(Int64Array::from_iter_values(
-                fitted.sizes.iter().map(|s| *s as i64),
-            )),
-            Arc::new(FixedSizeListArray::try_new(
+/// The fitted centroids as a `VALUES` plan with the kmeans_fit schema.
+fn values_plan(fitted: &Fitted, dim: usize, metric: Metric) -> Result<ViewTable> {
+    let rows = fitted
+        .centroids
+        .chunks(dim)
+        .zip(&fitted.sizes)
+        .enumerate()
+        .map(|(j, (c, size))| -> Result<Vec<Expr>> {
+            let list = FixedSizeListArray::try_new(
                 item_field(),
                 dim as i32,
-                Arc::new(Float32Array::from(fitted.centroids)),
+                Arc::new(Float32Array::from(c.to_vec())),
                 None,
-            )?),
-            Arc::new(StringArray::from(vec![p.metric.to_string(); k])),
-        ],
-    )
-    .map_err(Into::into)
+            )?;
+            Ok(vec![
+                lit(ScalarValue::Int32(Some(j as i32))),
+                lit(ScalarValue::Int64(Some(*size as i64))),
+                lit(ScalarValue::FixedSizeList(Arc::new(list))),
+                lit(metric.to_string()),
+            ])
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let plan = LogicalPlanBuilder::values(rows)?
+        .project(vec![
+            col("column1").alias("cluster"),
+            col("column2").alias("size"),
+            col("column3").alias("centroid"),
+            col("column4").alias("metric"),
+        ])?
+        .build()?;
+    Ok(ViewTable::new(plan, None))
 }
 
 impl TableFunctionImpl for KmeansFit {
@@ -218,11 +310,9 @@ impl TableFunctionImpl for KmeansFit {
         let Some(state) = args.session().as_any().downcast_ref::<SessionState>() else {
             return plan_err!("{NAME}: needs a DataFusion SessionState to read its input table");
         };
-        let state = state.clone();
-        let batch = block_on_helper(NAME, run(state, params))?;
-        Ok(Arc::new(MemTable::try_new(
-            batch.schema(),
-            vec![vec![batch]],
-        )?))
+        let metric = params.metric;
+        let (fitted, dim) =
+            block_on_helper(NAME, run(state.clone(), params, self.progress.clone()))?;
+        Ok(Arc::new(values_plan(&fitted, dim, metric)?))
     }
 }

@@ -1,4 +1,4 @@
-//! Embeddings for diversity (SAMPLEMIX.md §2 step 1).
+//! Embeddings for diversity (docs/METHOD.md, "Diversity").
 
 pub mod hashed;
 pub mod udf;

@@ -8,19 +8,20 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{exec_err, plan_err, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature, TypeSignature, Volatility,
+    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
+    TypeSignature, Volatility,
 };
 
 use super::hashed::{embed_into, DEFAULT_DIM, MAX_DIM};
-use crate::util::map_text_arg;
+use crate::args::{check_arity, check_text, map_text_arg, pass_through, signature, udf_singleton};
 
 const NAME: &str = "embed";
 
-/// `embed(text [, dim])` as a [`ScalarUDF`].
-pub fn embed_udf() -> ScalarUDF {
-    ScalarUDF::new_from_impl(Embed::default())
-}
+udf_singleton!(
+    /// `embed(text [, dim])`.
+    embed_udf,
+    Embed::default()
+);
 
 /// Built-in hashed n-gram embedding.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -31,8 +32,11 @@ pub struct Embed {
 impl Default for Embed {
     fn default() -> Self {
         Self {
-            signature: Signature::one_of(
-                vec![TypeSignature::String(1), TypeSignature::Any(2)],
+            signature: signature(
+                vec![
+                    TypeSignature::String(1),
+                    TypeSignature::Exact(vec![DataType::Utf8, DataType::Int64]),
+                ],
                 Volatility::Immutable,
             ),
         }
@@ -91,14 +95,12 @@ impl ScalarUDFImpl for Embed {
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(DataType::FixedSizeList(item_field(), DEFAULT_DIM as i32))
     }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        Ok(pass_through(arg_types))
+    }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let text_type = args.arg_fields[0].data_type();
-        if !matches!(
-            text_type,
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
-        ) {
-            return plan_err!("{NAME}: argument 'text' must be a string, got {text_type}");
-        }
+        check_arity(NAME, args.arg_fields.len(), 1..=2, "text [, dim]")?;
+        check_text(NAME, "text", args.arg_fields[0].data_type())?;
         let dim = match args.arg_fields.len() {
             1 => DEFAULT_DIM,
             _ => dim_of(args.scalar_arguments[1])?,

@@ -1,4 +1,4 @@
-//! Weights and counts (SAMPLEMIX.md §2 steps 3-4, §3): `samplemix_weights` and its helpers.
+//! Weights and counts (docs/METHOD.md, "Weights and counts"): `samplemix_weights` and its helpers.
 
 pub mod udaf;
 pub mod udf;

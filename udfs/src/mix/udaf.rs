@@ -13,19 +13,26 @@ use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
-    Signature, Volatility,
+    Signature, TypeSignature, Volatility,
 };
 
 use super::weights::ExactSum;
+use crate::args::{check_arity, pass_through, signature};
 
 const NAME: &str = "samplemix_exact_sum";
 const STATE: DataType = DataType::Decimal128(38, 0);
 
-/// `samplemix_exact_sum(x)` as an [`AggregateUDF`].
-pub fn exact_sum_udaf() -> AggregateUDF {
-    AggregateUDF::new_from_impl(ExactSumUdaf {
-        signature: Signature::any(1, Volatility::Immutable),
-    })
+/// `samplemix_exact_sum(x)` (one shared instance).
+pub fn exact_sum_udaf() -> Arc<AggregateUDF> {
+    static INSTANCE: LazyLock<Arc<AggregateUDF>> = LazyLock::new(|| {
+        Arc::new(AggregateUDF::new_from_impl(ExactSumUdaf {
+            signature: signature(
+                vec![TypeSignature::Exact(vec![DataType::Float64])],
+                Volatility::Immutable,
+            ),
+        }))
+    });
+    Arc::clone(&INSTANCE)
 }
 
 /// Sum of f64 values in 2^-64 fixed point (exact, so independent of order).
@@ -59,7 +66,7 @@ fn add_all(values: &ArrayRef, mut each: impl FnMut(usize, f64) -> Result<()>) ->
     Ok(())
 }
 
-fn err<T>(e: String) -> Result<T> {
+fn err<T>(e: crate::Error) -> Result<T> {
     exec_err!("{NAME}: {e}")
 }
 
@@ -70,7 +77,11 @@ impl AggregateUDFImpl for ExactSumUdaf {
     fn signature(&self) -> &Signature {
         &self.signature
     }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        Ok(pass_through(arg_types))
+    }
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        check_arity(NAME, arg_types.len(), 1..=1, "x")?;
         if !(arg_types[0].is_numeric() || arg_types[0] == DataType::Null) {
             return plan_err!("{NAME}: argument 'x' must be numeric, got {}", arg_types[0]);
         }

@@ -5,58 +5,79 @@ use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Int64Type};
-use datafusion::common::{exec_err, plan_err};
-use datafusion::error::{DataFusionError, Result};
+use datafusion::arrow::datatypes::{DataType, Int64Type, UInt64Type};
+use datafusion::common::utils::take_function_args;
+use datafusion::common::{exec_err, plan_err, ScalarValue};
+use datafusion::error::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature,
     Volatility,
 };
 
-use super::weights::uniform;
-use crate::cluster::vectors::{check_type, vectors};
-use crate::cluster::Metric;
+use crate::args::{check_arity, check_text, choice_of, pass_through, signature, udf_singleton};
+use crate::cluster::metric::{distance_f64, Metric};
+use crate::cluster::vectors::{check_type, f64_rows};
+use crate::hash::uniform;
 
-/// `samplemix_uniform(id, seed)` as a [`ScalarUDF`].
-pub fn uniform_udf() -> ScalarUDF {
-    ScalarUDF::new_from_impl(Uniform {
-        signature: Signature::any(2, Volatility::Immutable),
-    })
-}
+udf_singleton!(
+    /// `samplemix_uniform(id, seed)`.
+    uniform_udf,
+    Uniform {
+        signature: signature(
+            vec![TypeSignature::Exact(vec![DataType::Utf8, DataType::Int64])],
+            Volatility::Immutable,
+        ),
+    }
+);
+udf_singleton!(
+    /// `samplemix_distance(a, b, metric)`.
+    distance_udf,
+    Distance {
+        signature: signature(
+            vec![TypeSignature::Exact(vec![
+                DataType::new_list(DataType::Float32, true),
+                DataType::new_list(DataType::Float32, true),
+                DataType::Utf8,
+            ])],
+            Volatility::Immutable,
+        ),
+    }
+);
+udf_singleton!(
+    /// `samplemix_assert(value, ok, message, detail)`.
+    assert_udf,
+    Assert {
+        signature: signature(
+            vec![TypeSignature::Exact(vec![
+                DataType::Float64,
+                DataType::Boolean,
+                DataType::Utf8,
+                DataType::Utf8,
+            ])],
+            Volatility::Volatile,
+        ),
+    }
+);
 
-/// `samplemix_distance(a, b, metric)` as a [`ScalarUDF`].
-pub fn distance_udf() -> ScalarUDF {
-    ScalarUDF::new_from_impl(Distance {
-        signature: Signature::any(3, Volatility::Immutable),
-    })
-}
-
-/// `samplemix_assert(value, ok, message, detail)` as a [`ScalarUDF`].
-pub fn assert_udf() -> ScalarUDF {
-    ScalarUDF::new_from_impl(Assert {
-        signature: Signature::any(4, Volatility::Volatile),
-    })
-}
-
-fn arrays(args: &ScalarFunctionArgs) -> Result<Vec<ArrayRef>> {
-    args.args
-        .iter()
-        .map(|a| a.to_array(args.number_rows))
-        .collect()
-}
-
-fn result(args: &ScalarFunctionArgs, array: ArrayRef) -> Result<ColumnarValue> {
-    if args
+/// The arrays of all arguments, and whether they were all scalars (then the result is one).
+fn arrays(args: &ScalarFunctionArgs) -> Result<(Vec<ArrayRef>, bool)> {
+    let scalar = args
         .args
         .iter()
-        .all(|a| matches!(a, ColumnarValue::Scalar(_)))
-    {
-        Ok(ColumnarValue::Scalar(
-            datafusion::common::ScalarValue::try_from_array(&array, 0)?,
-        ))
+        .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+    let rows = if scalar { 1 } else { args.number_rows };
+    let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+    // values_to_arrays sizes scalars to the longest array; all-scalar calls give length 1.
+    debug_assert!(arrays.iter().all(|a| a.len() == rows));
+    Ok((arrays, scalar))
+}
+
+fn result(array: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
+    Ok(if scalar {
+        ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
     } else {
-        Ok(ColumnarValue::Array(array))
-    }
+        ColumnarValue::Array(array)
+    })
 }
 
 /// Portable hash of (id, seed) to [0, 1).
@@ -65,13 +86,16 @@ pub struct Uniform {
     signature: Signature,
 }
 
+const UNIFORM: &str = "samplemix_uniform";
+
 static UNIFORM_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         crate::doc_section(),
         "Deterministic u(x) in [0, 1) for stochastic rounding: h = FNV-1a-64 of the id's canonical \
          bytes (strings: UTF-8; binary: the bytes; other types: their Arrow string form, e.g. 42 → \"42\"), \
          m = SplitMix64(h XOR SplitMix64(seed)), u = (m >> 11) / 2^53. Same value on every machine \
-         and version; independent of partitioning. NULL id or seed gives NULL.",
+         and version; independent of partitioning. The seed is any integer of -2^63 .. 2^64 - 1, \
+         taken modulo 2^64 (so -1 and 18446744073709551615 are the same seed). NULL id or seed gives NULL.",
         "samplemix_uniform(id, seed)",
     )
     .with_sql_example("SELECT samplemix_uniform('doc-1', 0);")
@@ -80,57 +104,80 @@ static UNIFORM_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .build()
 });
 
+/// Seeds as the 64-bit patterns the hash uses: signed values as two's complement, unsigned as
+/// they are.
+fn seeds(array: &ArrayRef) -> Result<Vec<Option<i64>>> {
+    Ok(match array.data_type() {
+        DataType::UInt64 => array
+            .as_primitive::<UInt64Type>()
+            .iter()
+            .map(|v| v.map(|v| v as i64))
+            .collect(),
+        _ => cast(array, &DataType::Int64)?
+            .as_primitive::<Int64Type>()
+            .iter()
+            .collect(),
+    })
+}
+
 impl ScalarUDFImpl for Uniform {
     fn name(&self) -> &str {
-        "samplemix_uniform"
+        UNIFORM
     }
     fn signature(&self) -> &Signature {
         &self.signature
     }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        Ok(pass_through(arg_types))
+    }
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        if !(arg_types[1].is_integer() || arg_types[1] == DataType::Null) {
+        check_arity(UNIFORM, arg_types.len(), 2..=2, "id, seed")?;
+        if !(arg_types[1].is_integer() || arg_types[1].is_null()) {
             return plan_err!(
-                "samplemix_uniform: argument 'seed' must be an integer, got {}",
+                "{UNIFORM}: argument 'seed' must be an integer, got {}",
                 arg_types[1]
             );
         }
         Ok(DataType::Float64)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let a = arrays(&args)?;
-        let seeds = cast(&a[1], &DataType::Int64)?;
-        let seeds = seeds.as_primitive::<Int64Type>();
-        let id = &a[0];
+        let (a, scalar) = arrays(&args)?;
+        let [id, seed] = take_function_args(UNIFORM, a)?;
+        let seeds = seeds(&seed)?;
         let out: Float64Array = match id.data_type() {
             DataType::Binary
             | DataType::LargeBinary
             | DataType::BinaryView
             | DataType::FixedSizeBinary(_) => {
-                let bin = cast(id, &DataType::LargeBinary)?;
+                let bin = cast(&id, &DataType::LargeBinary)?;
                 let bin = bin.as_binary::<i64>();
-                (0..id.len())
-                    .map(|i| {
-                        (!bin.is_null(i) && !seeds.is_null(i))
-                            .then(|| uniform(bin.value(i), seeds.value(i)))
-                    })
+                bin.iter()
+                    .zip(&seeds)
+                    .map(|(b, s)| Some(uniform(b?, (*s)?)))
                     .collect()
             }
+            DataType::Utf8 => hash_strings(id.as_string::<i32>().iter(), &seeds),
+            DataType::LargeUtf8 => hash_strings(id.as_string::<i64>().iter(), &seeds),
+            DataType::Utf8View => hash_strings(id.as_string_view().iter(), &seeds),
             _ => {
-                let s = cast(id, &DataType::LargeUtf8)?;
-                let s = s.as_string::<i64>();
-                (0..id.len())
-                    .map(|i| {
-                        (!s.is_null(i) && !seeds.is_null(i))
-                            .then(|| uniform(s.value(i).as_bytes(), seeds.value(i)))
-                    })
-                    .collect()
+                let s = cast(&id, &DataType::Utf8)?;
+                hash_strings(s.as_string::<i32>().iter(), &seeds)
             }
         };
-        result(&args, Arc::new(out))
+        result(Arc::new(out), scalar)
     }
     fn documentation(&self) -> Option<&Documentation> {
         Some(&UNIFORM_DOC)
     }
+}
+
+fn hash_strings<'a>(
+    ids: impl Iterator<Item = Option<&'a str>>,
+    seeds: &[Option<i64>],
+) -> Float64Array {
+    ids.zip(seeds)
+        .map(|(id, s)| Some(uniform(id?.as_bytes(), (*s)?)))
+        .collect()
 }
 
 /// Distance between two embeddings under a metric.
@@ -139,12 +186,15 @@ pub struct Distance {
     signature: Signature,
 }
 
+const DISTANCE: &str = "samplemix_distance";
+
 static DISTANCE_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         crate::doc_section(),
         "Distance between two embeddings: 'cosine' (1 − cos; 1 when either is the zero vector) or \
-         'l2' (Euclidean), accumulated in f64. samplemix_weights uses it for the separation between \
-         centroids. NULL in, NULL out; differing lengths are an error.",
+         'l2' (Euclidean), computed in f64 over the whole Float64 range (no narrowing to f32). \
+         samplemix_weights uses it for the separation between centroids. NULL in, NULL out; \
+         differing lengths and NaN or infinite values are errors.",
         "samplemix_distance(a, b, metric)",
     )
     .with_sql_example("SELECT samplemix_distance([1.0, 0.0], [0.0, 1.0], 'cosine');  -- 1.0")
@@ -156,43 +206,47 @@ static DISTANCE_DOC: LazyLock<Documentation> = LazyLock::new(|| {
 
 impl ScalarUDFImpl for Distance {
     fn name(&self) -> &str {
-        "samplemix_distance"
+        DISTANCE
     }
     fn signature(&self) -> &Signature {
         &self.signature
     }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        Ok(pass_through(arg_types))
+    }
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        check_type(&arg_types[0], "samplemix_distance", "a")?;
-        check_type(&arg_types[1], "samplemix_distance", "b")?;
+        check_arity(DISTANCE, arg_types.len(), 3..=3, "a, b, metric")?;
+        check_type(&arg_types[0], DISTANCE, "a")?;
+        check_type(&arg_types[1], DISTANCE, "b")?;
+        check_text(DISTANCE, "metric", &arg_types[2])?;
         Ok(DataType::Float64)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let a = arrays(&args)?;
-        let (x, y) = (
-            vectors(&a[0], "samplemix_distance", "a")?,
-            vectors(&a[1], "samplemix_distance", "b")?,
-        );
-        let metrics = cast(&a[2], &DataType::Utf8)?;
+        let (a, scalar) = arrays(&args)?;
+        let [a, b, metric] = take_function_args(DISTANCE, a)?;
+        let (x, y) = (f64_rows(&a, DISTANCE, "a")?, f64_rows(&b, DISTANCE, "b")?);
+        let metrics = cast(&metric, &DataType::Utf8)?;
         let metrics = metrics.as_string::<i32>();
         let mut out = Vec::with_capacity(x.len());
-        for i in 0..x.len() {
-            let (Some(p), Some(q), false) = (x.row(i), y.row(i), metrics.is_null(i)) else {
+        for (i, m) in metrics.iter().enumerate() {
+            let (Some(p), Some(q), Some(m)) = (x.row(i), y.row(i), m) else {
                 out.push(None);
                 continue;
             };
             if p.len() != q.len() {
                 return exec_err!(
-                    "samplemix_distance: arguments 'a' and 'b' differ in length ({} and {})",
+                    "{DISTANCE}: arguments 'a' and 'b' differ in length ({} and {})",
                     p.len(),
                     q.len()
                 );
             }
-            let m: Metric = metrics.value(i).parse().map_err(|e| {
-                DataFusionError::Execution(format!("samplemix_distance: argument 'metric': {e}"))
-            })?;
-            out.push(Some(m.distance(p, q)));
+            if p.iter().chain(q).any(|v| !v.is_finite()) {
+                return exec_err!("{DISTANCE}: arguments 'a' and 'b' must be finite (NaN or infinite value in row {i})");
+            }
+            let m: Metric = choice_of(m, DISTANCE, "metric")?;
+            out.push(Some(distance_f64(m, p, q)));
         }
-        result(&args, Arc::new(Float64Array::from(out)))
+        result(Arc::new(Float64Array::from(out)), scalar)
     }
     fn documentation(&self) -> Option<&Documentation> {
         Some(&DISTANCE_DOC)
@@ -205,54 +259,66 @@ pub struct Assert {
     signature: Signature,
 }
 
-static ASSERT_DOC: LazyLock<Documentation> =
-    LazyLock::new(|| {
-        Documentation::builder(
+const ASSERT: &str = "samplemix_assert";
+
+static ASSERT_DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
         crate::doc_section(),
         "Returns value unchanged; fails the query with message followed by the row's detail when \
-         ok is false or NULL. samplemix_weights uses it to reject NULL inputs and unknown clusters \
-         while streaming, without an extra pass.",
+         ok is false or NULL. samplemix_weights uses it to reject invalid inputs (NULLs, unknown \
+         clusters, negative tokens) while streaming, without an extra pass.",
         "samplemix_assert(value, ok, message, detail)",
     )
     .with_argument("value", "Any value, returned as is.")
     .with_argument("ok", "Boolean condition that must hold.")
     .with_argument("message", "Error message.")
-    .with_argument("detail", "Value appended to the message (e.g. the offending key).")
+    .with_argument(
+        "detail",
+        "Value appended to the message (e.g. the offending key).",
+    )
     .build()
-    });
+});
 
 impl ScalarUDFImpl for Assert {
     fn name(&self) -> &str {
-        "samplemix_assert"
+        ASSERT
     }
     fn signature(&self) -> &Signature {
         &self.signature
     }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        Ok(pass_through(arg_types))
+    }
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        check_arity(ASSERT, arg_types.len(), 4..=4, "value, ok, message, detail")?;
+        if !matches!(arg_types[1], DataType::Boolean | DataType::Null) {
+            return plan_err!(
+                "{ASSERT}: argument 'ok' must be a Boolean, got {}",
+                arg_types[1]
+            );
+        }
         Ok(arg_types[0].clone())
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let a = arrays(&args)?;
-        let ok = cast(&a[1], &DataType::Boolean)?;
+        let [value, ok, message, detail] = take_function_args(ASSERT, &args.args)?;
+        let ok = ok.to_array(args.number_rows)?;
+        let ok = cast(&ok, &DataType::Boolean)?;
         let ok = ok.as_boolean();
-        if let Some(i) = (0..ok.len()).find(|i| ok.is_null(*i) || !ok.value(*i)) {
-            let message = cast(&a[2], &DataType::Utf8)?;
-            let message = message.as_string::<i32>();
-            let detail = cast(&a[3], &DataType::Utf8)?;
-            let detail = detail.as_string::<i32>();
-            let d = if detail.is_null(i) {
-                "NULL"
-            } else {
-                detail.value(i)
+        let failed = match ok.nulls() {
+            None if ok.true_count() == ok.len() => None,
+            _ => (0..ok.len()).find(|i| ok.is_null(*i) || !ok.value(*i)),
+        };
+        if let Some(i) = failed {
+            let text = |v: &ColumnarValue| -> Result<Option<String>> {
+                let array = cast(&v.to_array(args.number_rows)?, &DataType::Utf8)?;
+                let array = array.as_string::<i32>();
+                Ok(array.is_valid(i).then(|| array.value(i).to_string()))
             };
-            let m = if message.is_null(i) {
-                "assertion failed"
-            } else {
-                message.value(i)
-            };
+            let m = text(message)?.unwrap_or_else(|| "assertion failed".into());
+            let d = text(detail)?.unwrap_or_else(|| "NULL".into());
             return exec_err!("{m}{d}");
         }
-        Ok(args.args[0].clone())
+        Ok(value.clone())
     }
     fn documentation(&self) -> Option<&Documentation> {
         Some(&ASSERT_DOC)

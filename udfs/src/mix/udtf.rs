@@ -1,5 +1,5 @@
 //! SQL glue for `samplemix_weights(scored, centroids, alpha, tau, budget_tokens [, seed [, mode
-//! [, separation]]])`: SAMPLEMIX.md §2 steps 3-4 and §3 as a view over ordinary DataFusion
+//! [, separation]]])`: docs/METHOD.md "Weights and counts" as a view over ordinary DataFusion
 //! operators (a `ViewTable` over a `LogicalPlan`), so it streams, runs in parallel, respects
 //! the memory pool and serialises like any plan.
 //!
@@ -36,20 +36,11 @@ use futures::FutureExt;
 
 use super::udaf::exact_sum_udaf;
 use super::udf::{assert_udf, distance_udf, uniform_udf};
-use super::weights::Separation;
+use super::weights::{Mode, Separation};
+use crate::args::{choice_arg, literal_f64, literal_i64, table_name};
 use crate::cluster::vectors::check_type;
-use crate::util::{literal_f64, literal_i64, literal_str, table_name};
 
 const NAME: &str = "samplemix_weights";
-
-/// How expected counts are scaled to the budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// The paper: N_tgt = N · budget / T_src documents, c(x) = N_tgt · p(x).
-    Documents,
-    /// Σ c(x) · tokens(x) = budget.
-    Tokens,
-}
 
 /// `samplemix_weights` table function.
 #[derive(Debug, Default)]
@@ -94,16 +85,8 @@ fn parse(exprs: &[Expr]) -> Result<Params> {
     let seed = exprs
         .get(5)
         .map_or(Ok(0), |e| literal_i64(e, NAME, "seed"))?;
-    let mode = choice(
-        exprs.get(6),
-        "mode",
-        &[("documents", Mode::Documents), ("tokens", Mode::Tokens)],
-    )?;
-    let separation = choice(
-        exprs.get(7),
-        "separation",
-        &[("mean", Separation::Mean), ("min", Separation::Min)],
-    )?;
+    let mode = choice_arg(exprs.get(6), Mode::Documents, NAME, "mode")?;
+    let separation = choice_arg(exprs.get(7), Separation::Mean, NAME, "separation")?;
     Ok(Params {
         scored: table_name(&exprs[0], NAME, "scored")?,
         centroids: table_name(&exprs[1], NAME, "centroids")?,
@@ -114,28 +97,6 @@ fn parse(exprs: &[Expr]) -> Result<Params> {
         mode,
         separation,
     })
-}
-
-/// An optional constant-string argument with a fixed set of (case-insensitive) values; the
-/// first value is the default.
-fn choice<T: Copy>(expr: Option<&Expr>, argument: &str, options: &[(&str, T)]) -> Result<T> {
-    let Some(expr) = expr else {
-        return Ok(options[0].1);
-    };
-    let value = literal_str(expr, NAME, argument)?;
-    match options
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(&value))
-    {
-        Some((_, v)) => Ok(*v),
-        None => {
-            let accepted: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-            plan_err!(
-                "{NAME}: argument '{argument}': unknown {argument} '{value}'; accepted: {}",
-                accepted.join(", ")
-            )
-        }
-    }
 }
 
 /// Resolve a registered table without blocking: planning is synchronous.
@@ -267,7 +228,7 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
         assert_udf(),
         distance_udf(),
         uniform_udf(),
-        Arc::new(exact_sum_udaf()),
+        exact_sum_udaf(),
     );
     let scan = |r: &TableReference, t: &Arc<dyn TableProvider>| -> Result<DataFrame> {
         Ok(DataFrame::new(

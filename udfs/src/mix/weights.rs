@@ -1,39 +1,29 @@
-//! The pure math of SAMPLEMIX.md §2 step 3 and §3 that samplemix_weights' plan calls:
-//! the portable uniform u(x), the integer count, cluster separation and an order-independent
-//! (exact fixed-point) sum. The rest of §3 (min-max normalisation, weight, stable softmax,
-//! expected count) are plain SQL expressions in `udtf.rs` and `sql/samplemix_weights.sql`.
+//! The pure math behind `samplemix_weights` (see docs/METHOD.md, "Weights and counts"): the
+//! integer count, cluster separation and an order-independent (exact fixed-point) sum. The
+//! other steps (min-max normalisation, weight, stable softmax, expected count) are plain
+//! expressions of the plan in `udtf.rs`; `tests/mix.rs` checks the plan against these functions
+//! and against an independent computation.
 
-use crate::cluster::Metric;
+use crate::args::{choice_traits, Choice};
+use crate::cluster::assign::Centroids;
+use crate::cluster::metric::distance_f64;
+use crate::Error;
 
-/// FNV-1a 64 offset basis and prime.
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0100_0000_01b3;
-
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// How expected counts are scaled to the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Σ c(x) · tokens(x) = budget: the mix holds the budget's tokens in expectation.
+    Tokens,
+    /// The paper's document-count form: N_tgt = N · budget / T_src, c(x) = N_tgt · p(x).
+    Documents,
 }
 
-/// u(x) in [0, 1) from an id's canonical bytes and a seed:
-/// `h = FNV-1a-64(bytes)`, `m = SplitMix64(h ^ SplitMix64(seed))`, `u = (m >> 11) / 2^53`.
-/// Fixed forever: the same id and seed give the same u on every machine and version.
-pub fn uniform(bytes: &[u8], seed: i64) -> f64 {
-    let mut h = FNV_OFFSET;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(FNV_PRIME);
-    }
-    let m = splitmix64(h ^ splitmix64(seed as u64));
-    (m >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+impl Choice for Mode {
+    const WHAT: &'static str = "mode";
+    const NAMES: &'static [(&'static str, Self)] =
+        &[("tokens", Mode::Tokens), ("documents", Mode::Documents)];
 }
-
-/// n(x) = ⌊c⌋ + 1[u < c − ⌊c⌋].
-pub fn integer_count(expected: f64, u: f64) -> i64 {
-    let whole = expected.floor();
-    whole as i64 + i64::from(u < expected - whole)
-}
+choice_traits!(Mode);
 
 /// How a cluster's separation from the other centroids is summarised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,20 +34,43 @@ pub enum Separation {
     Min,
 }
 
-/// Separation of each of the k centroids (row-major, `dim` wide) from the others.
-/// With a single centroid the separation is 0.
-pub fn separation(centroids: &[f32], dim: usize, metric: Metric, mode: Separation) -> Vec<f64> {
-    let k = centroids.len() / dim;
-    let row = |i: usize| &centroids[i * dim..(i + 1) * dim];
+impl Choice for Separation {
+    const WHAT: &'static str = "separation";
+    const NAMES: &'static [(&'static str, Self)] =
+        &[("mean", Separation::Mean), ("min", Separation::Min)];
+}
+choice_traits!(Separation);
+
+/// n(x) = ⌊c⌋ + 1[u < c − ⌊c⌋]: the paper's independent stochastic rounding.
+pub fn integer_count(expected: f64, u: f64) -> i64 {
+    let whole = expected.floor();
+    whole as i64 + i64::from(u < expected - whole)
+}
+
+/// Separation of each centroid from the others: the mean (exact, order-independent sum) or
+/// the minimum of its distances to the other centroids, in f64 (`samplemix_distance`'s
+/// formula); 0 with a single centroid.
+pub fn separation(centroids: &Centroids, mode: Separation) -> Vec<f64> {
+    let k = centroids.k();
+    let rows: Vec<Vec<f64>> = (0..k)
+        .map(|j| centroids.row(j).iter().map(|v| f64::from(*v)).collect())
+        .collect();
     (0..k)
         .map(|i| {
+            if k < 2 {
+                return 0.0;
+            }
             let distances = (0..k)
                 .filter(|j| *j != i)
-                .map(|j| metric.distance(row(i), row(j)));
+                .map(|j| distance_f64(centroids.metric(), &rows[i], &rows[j]));
             match mode {
-                Separation::Mean if k > 1 => distances.sum::<f64>() / (k - 1) as f64,
-                Separation::Min if k > 1 => distances.fold(f64::INFINITY, f64::min),
-                _ => 0.0,
+                Separation::Mean => {
+                    let mut sum = ExactSum::default();
+                    // Distances between finite f32 vectors are finite and far below 4.6e18.
+                    distances.for_each(|d| sum.add(d).unwrap_or_default());
+                    sum.value() / (k - 1) as f64
+                }
+                Separation::Min => distances.fold(f64::INFINITY, f64::min),
             }
         })
         .collect()
@@ -73,22 +86,17 @@ pub struct ExactSum(pub i128);
 
 impl ExactSum {
     /// Add one value; Err names the problem.
-    pub fn add(&mut self, x: f64) -> Result<(), String> {
+    pub fn add(&mut self, x: f64) -> Result<(), Error> {
         if !x.is_finite() || x.abs() >= 4.6e18 {
-            return Err(format!(
-                "cannot sum {x}: values must be finite and below 4.6e18 in magnitude"
-            ));
+            return Err(Error::NotSummable(x));
         }
         let fixed = (x * SCALE).round() as i128;
         self.merge(ExactSum(fixed))
     }
 
     /// Add another partial sum.
-    pub fn merge(&mut self, other: ExactSum) -> Result<(), String> {
-        self.0 = self
-            .0
-            .checked_add(other.0)
-            .ok_or_else(|| "sum overflows (above about 9.2e18)".to_string())?;
+    pub fn merge(&mut self, other: ExactSum) -> Result<(), Error> {
+        self.0 = self.0.checked_add(other.0).ok_or(Error::SumOverflow)?;
         Ok(())
     }
 
@@ -101,23 +109,7 @@ impl ExactSum {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uniform_is_pinned_and_in_range() {
-        // Portability guard: these values are part of the public contract.
-        let a = uniform(b"doc-1", 0);
-        assert_eq!(a, uniform(b"doc-1", 0));
-        assert_ne!(a, uniform(b"doc-1", 1));
-        assert_ne!(a, uniform(b"doc-2", 0));
-        let mut mean = 0.0;
-        for i in 0..100_000 {
-            let u = uniform(format!("id{i}").as_bytes(), 42);
-            assert!((0.0..1.0).contains(&u));
-            mean += u;
-        }
-        mean /= 100_000.0;
-        assert!((mean - 0.5).abs() < 0.01, "{mean}");
-    }
+    use crate::cluster::metric::Metric;
 
     #[test]
     fn integer_count_rounds_stochastically() {
@@ -129,19 +121,17 @@ mod tests {
 
     #[test]
     fn separation_mean_and_min() {
-        let c = [0.0f32, 0.0, 3.0, 4.0, 6.0, 8.0];
-        assert_eq!(
-            separation(&c, 2, Metric::L2, Separation::Mean),
-            vec![7.5, 5.0, 7.5]
-        );
-        assert_eq!(
-            separation(&c, 2, Metric::L2, Separation::Min),
-            vec![5.0, 5.0, 5.0]
-        );
-        assert_eq!(
-            separation(&c[..2], 2, Metric::L2, Separation::Mean),
-            vec![0.0]
-        );
+        let c = Centroids::new(
+            vec![0.0, 0.0, 3.0, 4.0, 6.0, 8.0],
+            2,
+            Metric::L2,
+            vec![0, 1, 2],
+        )
+        .unwrap();
+        assert_eq!(separation(&c, Separation::Mean), vec![7.5, 5.0, 7.5]);
+        assert_eq!(separation(&c, Separation::Min), vec![5.0, 5.0, 5.0]);
+        let one = Centroids::new(vec![1.0, 2.0], 2, Metric::L2, vec![4]).unwrap();
+        assert_eq!(separation(&one, Separation::Mean), vec![0.0]);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Quality q(x) (SAMPLEMIX.md §1): heuristic signals (Gopher, C4, FineWeb) and a calibrated
+//! Quality q(x) (docs/METHOD.md, "Quality"): heuristic signals (Gopher, C4, FineWeb) and a calibrated
 //! 0-10 score built from them, needing no model.
 
 mod charsets;

@@ -9,25 +9,32 @@ use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::error::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    TypeSignature, Volatility,
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
 };
 
 use super::signals::{compute, Signals};
-use crate::util::map_text_arg;
+use crate::args::{check_arity, check_text, map_text_arg, pass_through, signature, udf_singleton};
 
-/// `quality_score(text)` as a [`ScalarUDF`].
-pub fn quality_score_udf() -> ScalarUDF {
-    ScalarUDF::new_from_impl(QualityScore::default())
-}
-
-/// `quality_signals(text)` as a [`ScalarUDF`].
-pub fn quality_signals_udf() -> ScalarUDF {
-    ScalarUDF::new_from_impl(QualitySignals::default())
-}
+udf_singleton!(
+    /// `quality_score(text)`.
+    quality_score_udf,
+    QualityScore::default()
+);
+udf_singleton!(
+    /// `quality_signals(text)`.
+    quality_signals_udf,
+    QualitySignals::default()
+);
 
 fn text_signature() -> Signature {
-    Signature::one_of(vec![TypeSignature::String(1)], Volatility::Immutable)
+    signature(vec![TypeSignature::String(1)], Volatility::Immutable)
+}
+
+/// Planning checks shared by the one-argument text functions.
+fn text_only(function: &str, arg_types: &[DataType]) -> Result<()> {
+    check_arity(function, arg_types.len(), 1..=1, "text")?;
+    check_text(function, "text", &arg_types[0])
 }
 
 /// Calibrated 0-10 quality score from heuristic signals.
@@ -66,7 +73,11 @@ impl ScalarUDFImpl for QualityScore {
     fn signature(&self) -> &Signature {
         &self.signature
     }
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        Ok(pass_through(arg_types))
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        text_only(self.name(), arg_types)?;
         Ok(DataType::Float64)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -199,7 +210,11 @@ impl ScalarUDFImpl for QualitySignals {
     fn signature(&self) -> &Signature {
         &self.signature
     }
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        Ok(pass_through(arg_types))
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        text_only(self.name(), arg_types)?;
         Ok(DataType::Struct(signal_fields()))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {

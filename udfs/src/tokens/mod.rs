@@ -1,9 +1,8 @@
 //! Token counting with OpenAI's BPE vocabularies (tiktoken-rs embeds them: works offline).
 
-use std::fmt;
-use std::str::FromStr;
-
 use tiktoken_rs::CoreBPE;
+
+use crate::args::{choice_traits, Choice};
 
 pub mod udf;
 
@@ -17,39 +16,21 @@ pub enum Encoding {
     Cl100kBase,
 }
 
-impl Encoding {
-    /// Names accepted in SQL, in the order shown in error messages.
-    pub const NAMES: [&'static str; 2] = ["o200k_base", "cl100k_base"];
+impl Choice for Encoding {
+    const WHAT: &'static str = "encoding";
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("o200k_base", Encoding::O200kBase),
+        ("cl100k_base", Encoding::Cl100kBase),
+    ];
+}
+choice_traits!(Encoding);
 
+impl Encoding {
     fn bpe(self) -> &'static CoreBPE {
         match self {
             Encoding::O200kBase => tiktoken_rs::o200k_base_singleton(),
             Encoding::Cl100kBase => tiktoken_rs::cl100k_base_singleton(),
         }
-    }
-}
-
-impl FromStr for Encoding {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "o200k_base" => Ok(Encoding::O200kBase),
-            "cl100k_base" => Ok(Encoding::Cl100kBase),
-            _ => Err(format!(
-                "unknown encoding '{s}'; accepted: {}",
-                Encoding::NAMES.join(", ")
-            )),
-        }
-    }
-}
-
-impl fmt::Display for Encoding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Encoding::O200kBase => "o200k_base",
-            Encoding::Cl100kBase => "cl100k_base",
-        })
     }
 }
 
@@ -74,10 +55,10 @@ mod tests {
 
     #[test]
     fn encoding_names_round_trip_and_unknown_is_listed() {
-        for name in Encoding::NAMES {
-            assert_eq!(name.parse::<Encoding>().unwrap().to_string(), name);
+        for (name, _) in Encoding::NAMES {
+            assert_eq!(name.parse::<Encoding>().unwrap().to_string(), *name);
         }
-        let err = "gpt2".parse::<Encoding>().unwrap_err();
+        let err = "gpt2".parse::<Encoding>().unwrap_err().to_string();
         assert!(
             err.contains("o200k_base") && err.contains("cl100k_base"),
             "{err}"

@@ -7,19 +7,23 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::plan_err;
 use datafusion::error::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature, TypeSignature, Volatility,
+    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
+    TypeSignature, Volatility,
 };
 
 use super::{count_tokens, Encoding};
-use crate::util::{literal_string, map_text_arg, scalar_string};
+use crate::args::{
+    check_arity, check_text, choice_of, literal_string, map_text_arg, pass_through, scalar_string,
+    signature, udf_singleton,
+};
 
 const NAME: &str = "token_count";
 
-/// `token_count(text [, encoding])` as a [`ScalarUDF`].
-pub fn token_count_udf() -> ScalarUDF {
-    ScalarUDF::new_from_impl(TokenCount::default())
-}
+udf_singleton!(
+    /// `token_count(text [, encoding])`.
+    token_count_udf,
+    TokenCount::default()
+);
 
 /// Number of BPE tokens of a text (tiktoken vocabularies, embedded: no download).
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -30,7 +34,7 @@ pub struct TokenCount {
 impl Default for TokenCount {
     fn default() -> Self {
         Self {
-            signature: Signature::one_of(
+            signature: signature(
                 vec![TypeSignature::String(1), TypeSignature::String(2)],
                 Volatility::Immutable,
             ),
@@ -42,11 +46,9 @@ fn parse_encoding(name: Option<String>) -> Result<Encoding> {
     match name {
         None => plan_err!(
             "{NAME}: argument 'encoding' must not be NULL; accepted: {}",
-            Encoding::NAMES.join(", ")
+            <Encoding as crate::args::Choice>::accepted()
         ),
-        Some(name) => name
-            .parse::<Encoding>()
-            .or_else(|e| plan_err!("{NAME}: argument 'encoding': {e}")),
+        Some(name) => choice_of(&name, NAME, "encoding"),
     }
 }
 
@@ -79,7 +81,16 @@ impl ScalarUDFImpl for TokenCount {
         Ok(DataType::Int64)
     }
 
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        Ok(pass_through(arg_types))
+    }
+
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        check_arity(NAME, args.arg_fields.len(), 1..=2, "text [, encoding]")?;
+        check_text(NAME, "text", args.arg_fields[0].data_type())?;
+        if let Some(encoding) = args.arg_fields.get(1) {
+            check_text(NAME, "encoding", encoding.data_type())?;
+        }
         // A literal is checked here so a typo fails at planning, before any data is read.
         // (Before constant folding an argument may still be a cast of a literal: then the
         // same check runs on the first batch.)

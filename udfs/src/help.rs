@@ -1,0 +1,101 @@
+//! `samplemix_help()`: one row per samplemix SQL function (name, kind, syntax, description).
+//!
+//! DataFusion 55's `SHOW FUNCTIONS` lists scalar and aggregate functions with their
+//! documentation, but not table functions (they carry none); this table lists all of ours in
+//! one place, the scalar and aggregate rows taken from the same `Documentation` that
+//! `SHOW FUNCTIONS` shows, so the two cannot drift.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::plan_err;
+use datafusion::datasource::MemTable;
+use datafusion::error::Result;
+
+/// Table functions, which have no `Documentation` in DataFusion 55: (name, syntax, description).
+const TABLE_FUNCTIONS: &[(&str, &str, &str)] = &[
+    (
+        "kmeans_fit",
+        "kmeans_fit(table, column, k [, sample_rows [, seed [, max_iter [, metric]]]])",
+        "Fits k centroids (k-means++ seeding, Lloyd iterations) to an embedding column on a seeded, order-independent sample of at most sample_rows rows (default 100000; seed 0; max_iter 100; metric 'cosine' or 'l2'). One row per cluster: cluster Int32, size Int64, centroid FixedSizeList<Float32>, metric Utf8. table is a registered table, a Parquet path or a URL.",
+    ),
+    (
+        "samplemix_weights",
+        "samplemix_weights(scored, centroids, alpha, tau, budget_tokens [, seed [, mode [, separation]]])",
+        "SampleMix weights and counts: per row of scored (id, quality, cluster, distance, tokens) returns id, quality_norm, diversity, diversity_norm, weight = alpha*diversity_norm + (1-alpha)*quality_norm, expected_count (softmax over weight/tau scaled to the budget: mode 'documents' (default) or 'tokens') and count (stochastic rounding seeded by seed). separation is 'mean' (default) or 'min'. Outputs are bit-identical for any partitioning.",
+    ),
+    (
+        "samplemix_help",
+        "samplemix_help()",
+        "This list: every samplemix SQL function with its kind, syntax and description.",
+    ),
+];
+
+/// (name, kind, syntax, description).
+type Row = (String, &'static str, String, String);
+
+/// The `samplemix_help()` table function.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SamplemixHelp;
+
+impl TableFunctionImpl for SamplemixHelp {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        if !args.exprs().is_empty() {
+            return plan_err!(
+                "samplemix_help: takes no arguments, got {}",
+                args.exprs().len()
+            );
+        }
+        let mut rows: Vec<Row> = Vec::new();
+        for udf in crate::all_udfs() {
+            if let Some(doc) = udf.documentation() {
+                rows.push((
+                    udf.name().to_string(),
+                    "scalar",
+                    doc.syntax_example.clone(),
+                    doc.description.clone(),
+                ));
+            }
+        }
+        for udaf in crate::all_udafs() {
+            if let Some(doc) = udaf.documentation() {
+                rows.push((
+                    udaf.name().to_string(),
+                    "aggregate",
+                    doc.syntax_example.clone(),
+                    doc.description.clone(),
+                ));
+            }
+        }
+        for (name, syntax, description) in TABLE_FUNCTIONS {
+            rows.push((
+                (*name).to_string(),
+                "table",
+                (*syntax).to_string(),
+                (*description).to_string(),
+            ));
+        }
+        rows.sort();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("kind", DataType::Utf8, false),
+            Field::new("syntax", DataType::Utf8, false),
+            Field::new("description", DataType::Utf8, false),
+        ]));
+        let column = |f: &dyn Fn(&Row) -> String| {
+            Arc::new(StringArray::from_iter_values(rows.iter().map(f))) as _
+        };
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                column(&|r| r.0.clone()),
+                column(&|r| r.1.to_string()),
+                column(&|r| r.2.clone()),
+                column(&|r| r.3.clone()),
+            ],
+        )?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+}

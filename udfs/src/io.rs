@@ -1,0 +1,50 @@
+//! Files and URLs named in function arguments: a missing path or an empty folder is reported
+//! as a plain error naming it, before DataFusion would report it as an internal error ("No
+//! files for table").
+
+use datafusion::common::{exec_datafusion_err, plan_err};
+use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::error::Result;
+use datafusion::object_store::ObjectStoreExt;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+
+/// Whether a table argument names a file, folder or URL rather than a registered table.
+pub(crate) fn is_location(name: &str) -> bool {
+    name.contains('/')
+        || name.contains("://")
+        || [".parquet", ".csv", ".json", ".arrow", ".avro"]
+            .iter()
+            .any(|ext| name.to_ascii_lowercase().ends_with(ext))
+}
+
+/// A planning error unless `location` is an existing file or a folder/prefix holding at least
+/// one file.
+pub(crate) async fn check_location(
+    ctx: &SessionContext,
+    location: &str,
+    function: &str,
+    argument: &str,
+) -> Result<()> {
+    let url = ListingTableUrl::parse(location).map_err(|e| {
+        exec_datafusion_err!(
+            "{function}: argument '{argument}': '{location}' is not a valid path or URL: {e}"
+        )
+    })?;
+    let store = ctx.runtime_env().object_store(&url).map_err(|e| {
+        exec_datafusion_err!(
+            "{function}: argument '{argument}': cannot open '{location}': {}",
+            e.strip_backtrace()
+        )
+    })?;
+    if store.head(url.prefix()).await.is_ok() {
+        return Ok(());
+    }
+    match store.list(Some(url.prefix())).next().await {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(datafusion::object_store::Error::NotFound { .. })) | None => plan_err!(
+            "{function}: argument '{argument}': no file at '{location}' (missing path, or an empty folder or prefix)"
+        ),
+        Some(Err(e)) => plan_err!("{function}: argument '{argument}': cannot list '{location}': {e}"),
+    }
+}
