@@ -4,6 +4,7 @@
   python3 benches/peers.py datatrove CORPUS.parquet [N] # MB/s per core, the 4 quality filters
   python3 benches/peers.py faiss_assign DIR             # IndexFlatL2.search, 1M x 256 -> k=256
   python3 benches/peers.py faiss_kmeans DIR             # faiss.Kmeans 200k x 256, k=256, 20 iter
+  python3 benches/peers.py sklearn_kmeans DIR           # sklearn KMeans(n_init=1), same data
 
 faiss-cpu's bundled OpenBLAS may not recognise the CPU and fall back to slow kernels: set
 OPENBLAS_CORETYPE to the CPU's class (benches/run.sh uses $FAISS_CORETYPE, default Haswell,
@@ -51,6 +52,16 @@ elif what == "datatrove":
             f.filter(Document(text=d, id=str(i)))
     secs = time.perf_counter() - start
     print(json.dumps({"bench": "datatrove_4_filters", "docs": len(docs), "bytes": size, "secs": round(secs, 3), "mb_per_s_per_core": round(size / 1e6 / secs, 3)}))
+elif what == "sklearn_kmeans":
+    import numpy as np
+    from sklearn.cluster import KMeans
+
+    x = np.fromfile(os.path.join(sys.argv[2], "kmeans_x.f32"), dtype="<f4").reshape(-1, 256)
+    km = KMeans(n_clusters=256, n_init=1, max_iter=20, tol=0.0, random_state=0, algorithm="lloyd")
+    start = time.perf_counter()
+    km.fit(x)
+    secs = time.perf_counter() - start
+    print(json.dumps({"bench": "sklearn_KMeans", "n": len(x), "k": 256, "iterations": int(km.n_iter_), "secs": round(secs, 3), "inertia": round(float(km.inertia_) / len(x), 5)}))
 elif what in ("faiss_assign", "faiss_kmeans"):
     import faiss
     import numpy as np

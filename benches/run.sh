@@ -23,9 +23,14 @@ kernels assign "$dir"
 OPENBLAS_CORETYPE="${FAISS_CORETYPE:-Haswell}" FAISS_THREADS=1 python3 benches/peers.py faiss_assign "$dir"
 OPENBLAS_CORETYPE="${FAISS_CORETYPE:-Haswell}" FAISS_THREADS=2 python3 benches/peers.py faiss_assign "$dir"
 
-echo "== kmeans fit 200k x 256, k=256, 20 iterations vs faiss.Kmeans"
+echo "== kmeans fit 200k x 256, k=256, 20 iterations vs faiss.Kmeans and scikit-learn"
 kernels kmeans "$dir"
 OPENBLAS_CORETYPE="${FAISS_CORETYPE:-Haswell}" FAISS_THREADS=2 python3 benches/peers.py faiss_kmeans "$dir"
+python3 benches/peers.py sklearn_kmeans "$dir"
+
+echo "== kmeans fit 1M x 256, k=1024, 20 iterations (ours only: the peers take several minutes)"
+/usr/bin/time -f '{"bench":"kmeans_1m_rss","max_rss_mb":%M}' \
+  cargo bench -q -p samplemix-udfs --bench kernels -- kmeans "$dir" 1000000 1024 20
 
 echo "== samplemix_weights 10M rows, K=1024 vs DuckDB and one scan"
 python3 benches/weights.py --dir "$dir"

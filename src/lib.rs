@@ -13,7 +13,9 @@ use datafusion::execution::context::SessionConfig;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::SessionContext;
 use datafusion_cli::catalog::DynamicObjectStoreCatalog;
-use datafusion_cli::functions::ParquetMetadataFunc;
+use datafusion_cli::functions::{
+    ListFilesCacheFunc, MetadataCacheFunc, ParquetMetadataFunc, StatisticsCacheFunc,
+};
 
 pub use samplemix_udfs::{all_udafs, all_udfs, all_udtfs, register_all};
 
@@ -25,14 +27,18 @@ pub use s3::{S3Settings, SamplemixContext, SamplemixStoreRegistry};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Session configuration the shell uses: `information_schema` on (so `SHOW FUNCTIONS` and
-/// `information_schema.routines` describe our functions) and NULL printed as `NULL`.
+/// `information_schema.routines` describe our functions) and NULL printed as `NULL` unless
+/// `DATAFUSION_FORMAT_NULL` says otherwise (datafusion-cli's rule).
 pub fn session_config(mut config: SessionConfig) -> SessionConfig {
-    config.options_mut().format.null = String::from("NULL");
+    if std::env::var_os("DATAFUSION_FORMAT_NULL").is_none() {
+        config.options_mut().format.null = String::from("NULL");
+    }
     config.with_information_schema(true)
 }
 
 /// A [`SessionContext`] with every samplemix function, URL tables (`SELECT * FROM 'file.parquet'`
-/// or `'s3://bucket/key'`) and `parquet_metadata()`.
+/// or `'s3://bucket/key'`) and datafusion-cli's table functions `parquet_metadata()`,
+/// `metadata_cache()`, `statistics_cache()` and `list_files_cache()`.
 pub async fn new_context(
     config: SessionConfig,
     runtime: Arc<RuntimeEnv>,
@@ -44,7 +50,18 @@ pub async fn new_context(
         ctx.state().catalog_list().clone(),
         ctx.state_weak_ref(),
     )));
+    // Ported from datafusion-cli 55.2 main.rs (keep in step on upgrades).
     ctx.register_udtf("parquet_metadata", Arc::new(ParquetMetadataFunc {}));
+    let cache = ctx.task_ctx().runtime_env().cache_manager.clone();
+    ctx.register_udtf(
+        "metadata_cache",
+        Arc::new(MetadataCacheFunc::new(Arc::clone(&cache))),
+    );
+    ctx.register_udtf(
+        "statistics_cache",
+        Arc::new(StatisticsCacheFunc::new(Arc::clone(&cache))),
+    );
+    ctx.register_udtf("list_files_cache", Arc::new(ListFilesCacheFunc::new(cache)));
     register_all(&ctx)?;
     Ok(ctx)
 }

@@ -1,4 +1,10 @@
 //! The `samplemix` shell: datafusion-cli's REPL, `-c` and `-f`, with every samplemix function.
+//!
+//! PORTED from datafusion-cli 55.2.0 `src/main.rs` (diff these against it on every DataFusion
+//! upgrade): the `Args` options shared with datafusion-cli, the runtime set-up in `main_inner`
+//! (memory pool, disk manager, instrumented object stores), `session_config` (explain format,
+//! NULL display) and the `parse_*` / `extract_*` argument parsers. Ours: the S3 options and
+//! store registry, `exec_file` (stops at the first error), `register_fit_progress`.
 
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -172,6 +178,8 @@ async fn main() -> ExitCode {
 }
 
 async fn main_inner() -> Result<()> {
+    // Logging as in datafusion-cli: RUST_LOG=info (or debug, ...) to stderr.
+    env_logger::init();
     let args = Args::parse();
     if !args.quiet {
         println!(

@@ -62,7 +62,9 @@ pub mod functions {
 /// The pure algorithms behind the SQL functions.
 pub mod kernels {
     pub use crate::cluster::assign::{assign, assign_labels, Centroids};
-    pub use crate::cluster::kmeans::{fit as kmeans_fit, Fitted, Options as KmeansOptions};
+    pub use crate::cluster::kmeans::{
+        fit as kmeans_fit, greedy_kmeans_pp, seed_centroids, Fitted, Options as KmeansOptions,
+    };
     pub use crate::cluster::metric::Metric;
     pub use crate::cluster::sample::{row_hash, BottomK};
     pub use crate::embed::hashed::{embed, embed_into, DEFAULT_DIM, MAX_DIM};
