@@ -21,4 +21,11 @@ FROM (SELECT id, quality, tokens, diversity_cluster(emb, 'centroids') AS dc FROM
 
 -- 3. Weights and counts: alpha 0.8 (diversity weight), tau 0.2 (the paper's), a budget of
 --    640,000 tokens (about the sample's 641,894: T_tgt = T_src as in the paper), seed 0.
-CREATE TABLE weights AS SELECT * FROM samplemix_weights(scored, centroids, 0.8, 0.2, 640000, 0);
+--    'tokens' (the default): the mix holds the budget's tokens (the paper's 'documents' form
+--    fixes a document count instead and overshoots a token budget when long documents weigh
+--    more). Options: systematic rounding (realised tokens within 1% of the budget), at most 4
+--    copies of any document, and clusters under 5 members take the median diversity (a tiny
+--    cluster's compactness is noise).
+CREATE TABLE weights AS
+SELECT * FROM samplemix_weights(scored, centroids, 0.8, 0.2, 640000, 0, 'tokens', 'mean',
+                                'rounding=systematic, max_copies=4, min_cluster_size=5');

@@ -1,6 +1,6 @@
 -- SampleMix weights and counts in plain SQL: the same computation as the table function
---   samplemix_weights(scored, centroids, alpha, tau, budget_tokens, seed)   ('documents' mode,
---   'mean' separation), written with ordinary SQL plus samplemix's scalar/aggregate helpers.
+--   samplemix_weights(scored, centroids, alpha, tau, budget_tokens, seed)   (the defaults: 'tokens'
+--   mode, 'mean' separation, independent rounding, no cap, no small-cluster guard), written with ordinary SQL plus samplemix's scalar/aggregate helpers.
 -- Inputs: scored(id, quality, cluster, distance, tokens); centroids (the kmeans_fit schema);
 --         mix_params(alpha DOUBLE, tau DOUBLE, budget_tokens DOUBLE, seed BIGINT), one row.
 -- Output: the view samplemix_weights_sql(id, quality_norm, diversity, diversity_norm, weight,
@@ -42,16 +42,18 @@ clusters AS (
   FROM dn CROSS JOIN mix_params p),
 -- Per document: normalised quality, weight, softmax numerator.
 rows AS (
-  SELECT s.id, c.div, c.dnorm, c.gn, c.gt,
+  SELECT s.id, c.div, c.dnorm, c.gn, c.gt, CAST(s.tokens AS BIGINT) AS tokens,
          CASE WHEN c.gqmax > c.gqmin THEN (CAST(s.quality AS DOUBLE) - c.gqmin) / (c.gqmax - c.gqmin) ELSE 0.0 END AS qn,
          c.gwmax, p.alpha, p.tau, p.budget_tokens, p.seed
   FROM clusters c JOIN scored s ON c.cl = CAST(s.cluster AS BIGINT) CROSS JOIN mix_params p),
 weighted AS (
   SELECT *, alpha * dnorm + (1.0 - alpha) * qn AS w, exp((alpha * dnorm + (1.0 - alpha) * qn - gwmax) / tau) AS e
   FROM rows),
-z AS (SELECT samplemix_exact_sum(e) AS z FROM weighted),
+-- 'tokens' mode: Σ c·tokens = budget. (The paper's 'documents' form would be
+-- CAST(gn AS DOUBLE) * budget_tokens / CAST(gt AS DOUBLE) * e / samplemix_exact_sum(e).)
+z AS (SELECT samplemix_exact_sum(e * CAST(tokens AS DOUBLE)) AS zt FROM weighted),
 counted AS (
-  SELECT weighted.*, CAST(gn AS DOUBLE) * budget_tokens / CAST(gt AS DOUBLE) * e / z.z AS c
+  SELECT weighted.*, budget_tokens * e / z.zt AS c
   FROM z CROSS JOIN weighted)
 SELECT id, qn AS quality_norm, div AS diversity, dnorm AS diversity_norm, w AS weight,
        c AS expected_count,

@@ -84,11 +84,11 @@ async fn formulas_match_an_independent_computation() {
     let ctx = context(4).await;
     register(&ctx, &rows, &centroids).await;
     let out = sql(&ctx, &[&format!(
-        "SELECT * FROM samplemix_weights(scored, centroids, {alpha}, {tau}, {budget}, 3) ORDER BY id"
+        "SELECT * FROM samplemix_weights(scored, centroids, {alpha}, {tau}, {budget}, 3, 'documents') ORDER BY id"
     )])
     .await;
 
-    // Independent f64 computation of SAMPLEMIX.md §2-3.
+    // Independent f64 computation of docs/METHOD.md §2.4 and §3 ('documents' mode).
     let k = centroids.len();
     let dist = |a: &[f64; 4], b: &[f64; 4]| {
         a.iter()
@@ -247,23 +247,33 @@ async fn outputs_are_bit_identical_across_partitionings_and_orders() {
         register(&ctx, &ordered, &centroids).await;
         // Spread the input over several partitions.
         sql(&ctx, &["CREATE TABLE scored_p AS SELECT * FROM scored"]).await;
-        let out = sql(&ctx, &["SELECT id, quality_norm, diversity, diversity_norm, weight, expected_count, count FROM samplemix_weights(scored_p, centroids, 0.8, 0.2, 50000, 9) ORDER BY id"]).await;
-        let cols: Vec<Vec<u64>> = [
-            "quality_norm",
-            "diversity",
-            "diversity_norm",
-            "weight",
-            "expected_count",
-            "count",
-        ]
-        .iter()
-        .map(|c| f64s(&out, c).iter().map(|v| v.to_bits()).collect())
-        .collect();
-        results.push((strings(&out, "id"), cols));
+        for options in [
+            "",
+            ", 'tokens', 'mean', 'rounding=systematic, max_copies=2, min_cluster_size=40'",
+        ] {
+            let out = sql(&ctx, &[&format!("SELECT id, quality_norm, diversity, diversity_norm, weight, expected_count, count FROM samplemix_weights(scored_p, centroids, 0.8, 0.05, 50000, 9{options}) ORDER BY id")]).await;
+            let cols: Vec<Vec<u64>> = [
+                "quality_norm",
+                "diversity",
+                "diversity_norm",
+                "weight",
+                "expected_count",
+                "count",
+            ]
+            .iter()
+            .map(|c| f64s(&out, c).iter().map(|v| v.to_bits()).collect())
+            .collect();
+            results.push((options, strings(&out, "id"), cols));
+        }
     }
-    for r in &results[1..] {
+    for r in &results[2..] {
+        let first = if r.0.is_empty() {
+            &results[0]
+        } else {
+            &results[1]
+        };
         assert_eq!(
-            r, &results[0],
+            r, first,
             "output differs between partitionings or input orders"
         );
     }
@@ -311,7 +321,7 @@ async fn sample_corpus_budget_invariants() {
     ])
     .await;
     // documents mode: Σ expected = N_tgt = N · budget / T_src.
-    let out = sql(&ctx, &["SELECT sum(expected_count) AS c, (SELECT sum(tokens) FROM scored) AS t, count(*) AS n FROM samplemix_weights(scored, centroids, 0.8, 0.2, 500000)"]).await;
+    let out = sql(&ctx, &["SELECT sum(expected_count) AS c, (SELECT sum(tokens) FROM scored) AS t, count(*) AS n FROM samplemix_weights(scored, centroids, 0.8, 0.2, 500000, 0, 'documents')"]).await;
     let (c, t, n) = (f64s(&out, "c")[0], f64s(&out, "t")[0], f64s(&out, "n")[0]);
     let n_tgt = n * 500000.0 / t;
     assert!((c - n_tgt).abs() <= 1e-9 * n_tgt, "{c} vs {n_tgt}");
@@ -342,5 +352,101 @@ async fn sample_corpus_budget_invariants() {
             (realised - 600000.0).abs() <= 4.0 * sd,
             "realised {realised} is more than 4 sd ({sd}) from the budget"
         );
+    }
+}
+
+/// samplemix_weights v2 options on the sample corpus: exact budgets with systematic rounding,
+/// the repeat cap, and the small-cluster guard.
+#[tokio::test]
+async fn options_on_the_sample_corpus() {
+    let ctx = context(4).await;
+    sql(&ctx, &[
+        "CREATE TABLE docs AS SELECT id, token_count(text) AS tokens, quality_score(text) AS quality, embed(text) AS emb FROM 'data/sample.parquet'",
+        "CREATE TABLE centroids AS SELECT * FROM kmeans_fit(docs, 'emb', 16)",
+        "CREATE TABLE scored AS SELECT id, quality, dc['cluster'] AS cluster, dc['distance'] AS distance, tokens FROM (SELECT id, quality, tokens, diversity_cluster(emb, 'centroids') AS dc FROM docs)",
+    ])
+    .await;
+    // 'tokens' mode, systematic rounding: realised tokens close to the budget, seeds 0-9 (the
+    // issue's target is 1%; what we reach is printed and recorded in BENCHMARKS.md).
+    let mut worst = 0.0f64;
+    for seed in 0..10 {
+        let out = sql(&ctx, &[&format!(
+            "SELECT sum(w.count * s.tokens) AS realised FROM samplemix_weights(scored, centroids, 0.8, 0.2, 600000, {seed}, 'tokens', 'mean', 'rounding=systematic') w JOIN scored s ON w.id = s.id"
+        )])
+        .await;
+        let realised = f64s(&out, "realised")[0];
+        println!(
+            "systematic, seed {seed}: {:+.3}% of the budget",
+            100.0 * (realised / 600000.0 - 1.0)
+        );
+        worst = f64::max(worst, (realised / 600000.0 - 1.0).abs());
+    }
+    // Independent rounding scatters by ~3.4% (sd) here; systematic must stay well inside that.
+    assert!(worst < 0.02, "worst deviation {worst}");
+    // 'documents' mode, systematic rounding: Σ count = round(Σ expected) exactly.
+    for (seed, budget) in [(0, 300000), (1, 600000), (2, 1234567), (3, 77777)] {
+        // Expected counts add up to the whole document target round(N·budget/T_src).
+        let out = sql(&ctx, &[&format!(
+            "SELECT sum(count) AS n, sum(expected_count) AS c FROM samplemix_weights(scored, centroids, 0.8, 0.2, {budget}, {seed}, 'documents', 'mean', 'rounding=systematic')"
+        )])
+        .await;
+        let (n, c) = (f64s(&out, "n")[0], f64s(&out, "c")[0]);
+        assert!((c - c.round()).abs() < 1e-6, "{c} is not a whole number");
+        assert_eq!(n, c.round(), "seed {seed}, budget {budget}");
+    }
+    // max_copies: no count above the cap; expected tokens still equal the budget.
+    let out = sql(&ctx, &["SELECT max(w.count) AS most, sum(w.expected_count * s.tokens) AS expected, sum(CAST(w.capped AS INT)) AS capped FROM samplemix_weights(scored, centroids, 0.8, 0.1, 600000, 0, 'tokens', 'mean', 'max_copies=3') w JOIN scored s ON w.id = s.id"]).await;
+    let (most, expected, capped) = (
+        f64s(&out, "most")[0],
+        f64s(&out, "expected")[0],
+        f64s(&out, "capped")[0],
+    );
+    println!("max_copies=3: {capped} documents capped");
+    assert!(most <= 3.0, "{most}");
+    assert!(capped > 0.0, "the cap never binds: the test tests nothing");
+    assert!((expected / 600000.0 - 1.0).abs() < 1e-9, "{expected}");
+    // min_cluster_size: the largest diversity share of a small cluster before and after.
+    for options in ["", ", 'tokens', 'mean', 'min_cluster_size=10'"] {
+        let out = sql(&ctx, &[&format!(
+            "SELECT max(diversity) / min(diversity) AS spread FROM samplemix_weights(scored, centroids, 0.8, 0.2, 600000, 0{options})"
+        )])
+        .await;
+        println!("diversity max/min{options}: {:.2}", f64s(&out, "spread")[0]);
+    }
+}
+
+/// E[n(x)] = c(x) for both roundings: averaged over many seeds on a small table, every
+/// document's mean count is within 5 standard errors of its expected count.
+#[tokio::test]
+async fn counts_are_unbiased_for_both_roundings() {
+    let (rows, centroids) = generated();
+    let ctx = context(2).await;
+    register(&ctx, &rows[..60], &centroids).await;
+    for rounding in ["independent", "systematic"] {
+        let seeds = 120;
+        let mut sums: std::collections::HashMap<String, (f64, f64)> = Default::default();
+        for seed in 0..seeds {
+            let out = sql(&ctx, &[&format!(
+                "SELECT id, count AS n, expected_count AS c FROM samplemix_weights(scored, centroids, 0.8, 0.2, 3000, {seed}, 'tokens', 'mean', 'rounding={rounding}')"
+            )])
+            .await;
+            for ((id, n), c) in strings(&out, "id")
+                .into_iter()
+                .zip(f64s(&out, "n"))
+                .zip(f64s(&out, "c"))
+            {
+                let e = sums.entry(id).or_insert((0.0, c));
+                e.0 += n;
+            }
+        }
+        for (id, (total, c)) in sums {
+            let mean = total / seeds as f64;
+            let f = c - c.floor();
+            let se = (f * (1.0 - f) / seeds as f64).sqrt().max(1e-9);
+            assert!(
+                (mean - c).abs() <= 5.0 * se + 1e-9,
+                "{rounding}: {id}: mean {mean} vs c {c}"
+            );
+        }
     }
 }

@@ -69,7 +69,10 @@ pub mod kernels {
     pub use crate::cluster::sample::{row_hash, BottomK};
     pub use crate::embed::hashed::{embed, embed_into, DEFAULT_DIM, MAX_DIM};
     pub use crate::hash::{fnv1a64, splitmix64, uniform, unit_interval};
-    pub use crate::mix::weights::{integer_count, separation, ExactSum, Mode, Separation};
+    pub use crate::mix::weights::{
+        integer_count, separation, systematic_extra, systematic_offset, ExactSum, Mode, Separation,
+        SYSTEMATIC_UNIT,
+    };
     pub use crate::quality::{quality_score, score, signals, Signals};
     pub use crate::tokens::{count_tokens, Encoding};
 }

@@ -17,8 +17,11 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::Float64Type;
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::ScalarValue;
 use datafusion::common::{plan_datafusion_err, plan_err, JoinType, TableReference};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::{provider_as_source, ViewTable};
@@ -26,19 +29,25 @@ use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
 use datafusion::functions::expr_fn::{coalesce, exp, floor};
 use datafusion::functions_aggregate::expr_fn::{count, max, min, sum};
+use datafusion::functions_aggregate::median::median_udaf;
 use datafusion::functions_aggregate::min_max::{max_udaf, min_udaf};
 use datafusion::functions_aggregate::sum::sum_udaf;
 use datafusion::logical_expr::expr::WindowFunction;
 use datafusion::logical_expr::{
-    cast, col, lit, when, AggregateUDF, Expr, LogicalPlanBuilder, ScalarUDF,
+    cast, col, lit, when, AggregateUDF, Expr, ExprFunctionExt, LogicalPlanBuilder, ScalarUDF,
+    WindowFrame, WindowFrameBound, WindowFrameUnits,
 };
 use futures::FutureExt;
 
 use super::udaf::exact_sum_udaf;
 use super::udf::{assert_udf, distance_udf, uniform_udf};
-use super::weights::{Mode, Separation};
-use crate::args::{choice_arg, literal_f64, literal_i64, table_name};
+use super::weights::{Mode, Separation, SYSTEMATIC_UNIT};
+use crate::args::{
+    block_on_helper, choice_arg, choice_of, choice_traits, literal_f64, literal_i64, literal_str,
+    table_name, Choice,
+};
 use crate::cluster::vectors::check_type;
+use crate::hash::uniform;
 
 const NAME: &str = "samplemix_weights";
 
@@ -55,12 +64,85 @@ struct Params {
     seed: i64,
     mode: Mode,
     separation: Separation,
+    options: Options,
+}
+
+/// How expected counts become integer counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rounding {
+    /// n = ⌊c⌋ + 1[u(x) < c − ⌊c⌋], each document on its own (the paper's).
+    Independent,
+    /// Systematic rounding: one comb of evenly spaced points over the cumulative fractional
+    /// parts in (tokens, u(x), id) order, offset drawn from the seed. E[n] = c still holds for
+    /// every document; Σ n = round(Σ c) exactly, and realised tokens track the budget closely
+    /// because neighbours in the order have similar lengths.
+    Systematic,
+}
+
+impl Choice for Rounding {
+    const WHAT: &'static str = "rounding";
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("independent", Rounding::Independent),
+        ("systematic", Rounding::Systematic),
+    ];
+}
+choice_traits!(Rounding);
+
+/// The options of the 9th argument, `'key=value, ...'`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Options {
+    rounding: Rounding,
+    max_copies: Option<i64>,
+    min_cluster_size: i64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            rounding: Rounding::Independent,
+            max_copies: None,
+            min_cluster_size: 1,
+        }
+    }
+}
+
+const OPTION_KEYS: &str = "rounding, max_copies, min_cluster_size";
+
+fn parse_options(text: &str) -> Result<Options> {
+    let mut o = Options::default();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((key, value)) = item.split_once('=') else {
+            return plan_err!(
+                "{NAME}: argument 'options': '{item}' is not key=value (keys: {OPTION_KEYS})"
+            );
+        };
+        let (key, value) = (key.trim().to_ascii_lowercase(), value.trim());
+        let positive = |what: &str| -> Result<i64> {
+            match value.parse::<i64>() {
+                Ok(v) if v >= 1 => Ok(v),
+                _ => plan_err!(
+                    "{NAME}: argument 'options': {what} must be a positive integer, got '{value}'"
+                ),
+            }
+        };
+        match key.as_str() {
+            "rounding" => o.rounding = choice_of(value, NAME, "options: rounding")?,
+            "max_copies" => o.max_copies = Some(positive("max_copies")?),
+            "min_cluster_size" => o.min_cluster_size = positive("min_cluster_size")?,
+            other => {
+                return plan_err!(
+                    "{NAME}: argument 'options': unknown key '{other}' (keys: {OPTION_KEYS})"
+                )
+            }
+        }
+    }
+    Ok(o)
 }
 
 fn parse(exprs: &[Expr]) -> Result<Params> {
-    if !(5..=8).contains(&exprs.len()) {
+    if !(5..=9).contains(&exprs.len()) {
         return plan_err!(
-            "{NAME}: expected 5 to 8 arguments (scored, centroids, alpha, tau, budget_tokens [, seed [, mode [, separation]]]), got {}",
+            "{NAME}: expected 5 to 9 arguments (scored, centroids, alpha, tau, budget_tokens [, seed [, mode [, separation [, options]]]]), got {}",
             exprs.len()
         );
     }
@@ -85,8 +167,12 @@ fn parse(exprs: &[Expr]) -> Result<Params> {
     let seed = exprs
         .get(5)
         .map_or(Ok(0), |e| literal_i64(e, NAME, "seed"))?;
-    let mode = choice_arg(exprs.get(6), Mode::Documents, NAME, "mode")?;
+    let mode = choice_arg(exprs.get(6), Mode::Tokens, NAME, "mode")?;
     let separation = choice_arg(exprs.get(7), Separation::Mean, NAME, "separation")?;
+    let options = match exprs.get(8) {
+        Some(e) => parse_options(&literal_str(e, NAME, "options")?)?,
+        None => Options::default(),
+    };
     Ok(Params {
         scored: table_name(&exprs[0], NAME, "scored")?,
         centroids: table_name(&exprs[1], NAME, "centroids")?,
@@ -96,6 +182,7 @@ fn parse(exprs: &[Expr]) -> Result<Params> {
         seed,
         mode,
         separation,
+        options,
     })
 }
 
@@ -326,12 +413,33 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
     // A zero compactness takes the smallest positive one (1 when none is positive).
     let compactness = when(col("__comp").gt(lit(0.0)), col("__comp"))
         .otherwise(coalesce(vec![col("__gcmin"), lit(1.0)]))?;
-    let clusters = clusters
-        .with_column("__div", col("__sep") / compactness)?
-        .window(vec![
-            over_all(min_udaf(), col("__div")).alias("__gdmin"),
-            over_all(max_udaf(), col("__div")).alias("__gdmax"),
-        ])?;
+    let mut clusters = clusters.with_column("__div", col("__sep") / compactness)?;
+    let m = p.options.min_cluster_size;
+    if m > 1 {
+        // The small-cluster guard: a cluster with fewer than m rows takes the median diversity
+        // of the clusters that have enough (of all clusters when none has).
+        clusters = clusters
+            .window(vec![
+                over_all(
+                    median_udaf(),
+                    when(col("__n").gt_eq(lit(m)), col("__div")).end()?,
+                )
+                .alias("__dmed_big"),
+                over_all(median_udaf(), col("__div")).alias("__dmed_all"),
+            ])?
+            .with_column(
+                "__div",
+                when(
+                    col("__n").lt(lit(m)),
+                    coalesce(vec![col("__dmed_big"), col("__dmed_all")]),
+                )
+                .otherwise(col("__div"))?,
+            )?;
+    }
+    let clusters = clusters.window(vec![
+        over_all(min_udaf(), col("__div")).alias("__gdmin"),
+        over_all(max_udaf(), col("__div")).alias("__gdmax"),
+    ])?;
     let norm = |x: Expr, lo: &str, hi: &str| -> Result<Expr> {
         when(col(hi).gt(col(lo)), (x - col(lo)) / (col(hi) - col(lo))).otherwise(lit(0.0))
     };
@@ -384,26 +492,209 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
     )?;
 
     // Pass 3: the rows out.
-    let expected = match p.mode {
-        Mode::Documents => {
-            f64c(col("__gn")) * lit(p.budget) / f64c(col("__gt")) * col("__e") / col("__gz")
+    let mut capped = None;
+    let (base, expected) = match p.options.max_copies {
+        None => {
+            let expected = match p.mode {
+                Mode::Documents => {
+                    doc_target(f64c(col("__gn")) * lit(p.budget) / f64c(col("__gt")), p)
+                        * col("__e")
+                        / col("__gz")
+                }
+                Mode::Tokens => lit(p.budget) * col("__e") / col("__gzt"),
+            };
+            (
+                z.join(with_weights(joined()?)?, JoinType::Inner, &[], &[], None)?,
+                expected,
+            )
         }
-        Mode::Tokens => lit(p.budget) * col("__e") / col("__gzt"),
+        Some(cap) => {
+            let lambda = water_fill(&with_weights(joined()?)?, p, cap as f64, &exact)?;
+            let cap = lit(cap as f64);
+            capped = Some(lit(lambda) * col("__e"));
+            (
+                with_weights(joined()?)?,
+                when((lit(lambda) * col("__e")).gt_eq(cap.clone()), cap)
+                    .otherwise(lit(lambda) * col("__e"))?,
+            )
+        }
     };
     let u = call(&uniform, vec![col("id"), lit(p.seed)]);
-    z.join(with_weights(joined()?)?, JoinType::Inner, &[], &[], None)?
-        .with_column("__c", expected)?
-        .select(vec![
-            col("id"),
-            col("__qn").alias("quality_norm"),
-            col("__div").alias("diversity"),
-            col("__dn").alias("diversity_norm"),
-            col("__w").alias("weight"),
-            col("__c").alias("expected_count"),
-            (cast(floor(col("__c")), DataType::Int64)
-                + when(u.lt(col("__c") - floor(col("__c"))), lit(1i64)).otherwise(lit(0i64))?)
-            .alias("count"),
+    let with_c = base.with_column("__c", expected)?;
+    let (with_c, count) = match p.options.rounding {
+        Rounding::Independent => (
+            with_c,
+            cast(floor(col("__c")), DataType::Int64)
+                + when(u.lt(col("__c") - floor(col("__c"))), lit(1i64)).otherwise(lit(0i64))?,
+        ),
+        Rounding::Systematic => systematic(with_c, u, p.seed, p.mode == Mode::Documents)?,
+    };
+    let mut out = vec![
+        col("id"),
+        col("__qn").alias("quality_norm"),
+        col("__div").alias("diversity"),
+        col("__dn").alias("diversity_norm"),
+        col("__w").alias("weight"),
+        col("__c").alias("expected_count"),
+        count.alias("count"),
+    ];
+    if let (Some(scaled), Some(cap)) = (capped, p.options.max_copies) {
+        out.push(scaled.gt_eq(lit(cap as f64)).alias("capped"));
+    }
+    with_c.select(out)
+}
+
+/// The document target N·budget/T_src of 'documents' mode; with systematic rounding it is
+/// rounded to a whole number first, so that Σ expected is a whole number and Σ count can
+/// equal it exactly without biasing any document's count.
+fn doc_target(target: Expr, p: &Params) -> Expr {
+    match p.options.rounding {
+        Rounding::Independent => target,
+        Rounding::Systematic => floor(target + lit(0.5)),
+    }
+}
+
+/// Systematic rounding in the plan: fractional parts in 2^-32 fixed point (Int64, so the
+/// running sums are exact and order-independent), one running sum over the (tokens, u, id)
+/// order, a comb offset drawn from the seed, and each row's extra copies = comb points in its
+/// slice. With `whole_total` ('documents' mode, where Σ expected is a whole number up to the
+/// fixed-point rounding) the offset avoids the sliver that rounding leaves, so Σ count is
+/// exactly round(Σ expected) (`weights::systematic_offset`, the same formula); otherwise it is
+/// uniform over the unit, and Σ count is ⌊Σ expected⌋ or ⌈Σ expected⌉.
+fn systematic(df: DataFrame, u: Expr, seed: i64, whole_total: bool) -> Result<(DataFrame, Expr)> {
+    let unit = SYSTEMATIC_UNIT;
+    let whole = floor(col("__c"));
+    let fu = cast(
+        floor((col("__c") - whole) * lit(unit as f64) + lit(0.5)),
+        DataType::Int64,
+    );
+    let running = Expr::from(WindowFunction::new(sum_udaf(), vec![col("__fu")]))
+        .order_by(vec![
+            col("__tokens").sort(true, false),
+            col("__u").sort(true, false),
+            col("id").sort(true, false),
         ])
+        .window_frame(WindowFrame::new_bounds(
+            WindowFrameUnits::Rows,
+            WindowFrameBound::Preceding(ScalarValue::UInt64(None)),
+            WindowFrameBound::CurrentRow,
+        ))
+        .build()?;
+    let df = df
+        .with_column("__fu", fu)?
+        .with_column("__u", u)?
+        // Two window nodes: one node's functions must share their ORDER BY.
+        .window(vec![over_all(sum_udaf(), col("__fu")).alias("__total")])?
+        .window(vec![running.alias("__after")])?;
+    let target = (col("__total") + lit(unit / 2)) / lit(unit);
+    let disc = col("__total") - target * lit(unit);
+    let (lo, hi) = if whole_total {
+        (
+            when(disc.clone().gt(lit(0i64)), disc.clone()).otherwise(lit(0i64))?,
+            lit(unit) + when(disc.clone().lt(lit(0i64)), disc).otherwise(lit(0i64))?,
+        )
+    } else {
+        (lit(0i64), lit(unit))
+    };
+    let draw = uniform(b"samplemix systematic rounding", seed);
+    let offset = lo.clone() + cast(floor(lit(draw) * f64c(hi.clone() - lo)), DataType::Int64);
+    let df = df.with_column(
+        "__off",
+        when(offset.clone().gt_eq(hi.clone()), hi - lit(1i64)).otherwise(offset)?,
+    )?;
+    let comb = |f: Expr| (f - col("__off") + lit(unit - 1)) / lit(unit);
+    let count = cast(floor(col("__c")), DataType::Int64) + comb(col("__after"))
+        - comb(col("__after") - col("__fu"));
+    Ok((df, count))
+}
+
+/// The scale λ of the repeat cap (water-filling): c = min(cap, λ·e) with Σ c·mass = target
+/// (mass = tokens in 'tokens' mode, 1 in 'documents' mode). Documents whose λ·e reaches the cap
+/// are fixed at it and λ is rescaled over the others until that set stops growing. Runs small
+/// aggregate queries over the weighted rows while planning; every sum is exact, so λ is the
+/// same for any partitioning. An unreachable target is an error giving the most the cap allows.
+fn water_fill(
+    weighted: &DataFrame,
+    p: &Params,
+    cap: f64,
+    exact: &Arc<AggregateUDF>,
+) -> Result<f64> {
+    let mass = match p.mode {
+        Mode::Tokens => f64c(col("__tokens")),
+        Mode::Documents => lit(1.0),
+    };
+    let totals = query(weighted.clone().aggregate(
+        vec![],
+        vec![
+            f64c(count(lit(1))),
+            f64c(sum(col("__tokens"))),
+            exact.call(vec![col("__e") * mass.clone()]),
+        ],
+    )?)?;
+    let (n, tokens, weight) = (totals[0], totals[1], totals[2]);
+    if n == 0.0 {
+        return Ok(0.0);
+    }
+    let (target, most, unit) = match p.mode {
+        Mode::Tokens => (p.budget, cap * tokens, "tokens"),
+        Mode::Documents => {
+            let target = n * p.budget / tokens;
+            let target = match p.options.rounding {
+                Rounding::Independent => target,
+                Rounding::Systematic => (target + 0.5).floor(),
+            };
+            (target, cap * n, "documents")
+        }
+    };
+    if most < target {
+        return plan_err!(
+            "{NAME}: max_copies={cap} cannot meet the budget: at most {most} {unit} (every document {cap} times), the budget needs {target}; raise max_copies or lower budget_tokens"
+        );
+    }
+    let mut lambda = target / weight;
+    let mut capped_rows = -1.0;
+    for _ in 0..200 {
+        let scaled = lit(lambda) * col("__e");
+        let is_capped = scaled.gt_eq(lit(cap));
+        let r = query(weighted.clone().aggregate(
+            vec![],
+            vec![
+                f64c(sum(
+                    when(is_capped.clone(), lit(1i64)).otherwise(lit(0i64))?,
+                )),
+                exact.call(vec![
+                    when(is_capped.clone(), mass.clone()).otherwise(lit(0.0))?,
+                ]),
+                exact.call(vec![
+                    when(is_capped, lit(0.0)).otherwise(col("__e") * mass.clone())?,
+                ]),
+            ],
+        )?)?;
+        let (rows, capped_mass, rest) = (r[0], r[1], r[2]);
+        if rows == capped_rows || rest == 0.0 {
+            break;
+        }
+        capped_rows = rows;
+        lambda = (target - cap * capped_mass) / rest;
+    }
+    Ok(lambda)
+}
+
+/// Run a one-row aggregate while planning and return its values as f64 (NULL → 0).
+fn query(df: DataFrame) -> Result<Vec<f64>> {
+    let batches = block_on_helper(NAME, async move { df.collect().await })?;
+    let mut out = Vec::new();
+    if let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) {
+        for column in batch.columns() {
+            let v = datafusion::arrow::compute::cast(column, &DataType::Float64)?;
+            let v = v.as_primitive::<Float64Type>();
+            out.push(if v.is_null(0) { 0.0 } else { v.value(0) });
+        }
+    }
+    if out.is_empty() {
+        return plan_err!("{NAME}: internal error: a planning aggregate returned no row");
+    }
+    Ok(out)
 }
 
 impl TableFunctionImpl for SamplemixWeights {

@@ -76,6 +76,30 @@ pub fn separation(centroids: &Centroids, mode: Separation) -> Vec<f64> {
         .collect()
 }
 
+/// Fixed-point units per copy in systematic rounding (fractions are counted in 2^-32 steps).
+pub const SYSTEMATIC_UNIT: i64 = 1 << 32;
+
+/// The offset of systematic rounding, in [`SYSTEMATIC_UNIT`]s: uniform from the seed over the
+/// offsets for which the extra copies add up to exactly `round(total / UNIT)`. `total` is the
+/// exact sum of all fractional parts in units; it differs from a multiple of the unit by the
+/// rounding of the fractions (`discrepancy`), and offsets below it (or above unit + it) would
+/// add one copy too many (too few).
+pub fn systematic_offset(total: i64, seed: i64) -> i64 {
+    let target = (total + SYSTEMATIC_UNIT / 2).div_euclid(SYSTEMATIC_UNIT);
+    let discrepancy = total - target * SYSTEMATIC_UNIT;
+    let (lo, hi) = (discrepancy.max(0), SYSTEMATIC_UNIT + discrepancy.min(0));
+    let u = crate::hash::uniform(b"samplemix systematic rounding", seed);
+    (lo + (u * (hi - lo) as f64) as i64).min(hi - 1)
+}
+
+/// Extra copies (0 or more) a document gets in systematic rounding: the comb points
+/// `offset + j·UNIT` in [before, after), where `before` and `after` are the cumulative fraction
+/// units up to and including it.
+pub fn systematic_extra(before: i64, after: i64, offset: i64) -> i64 {
+    let comb = |f: i64| (f - offset + SYSTEMATIC_UNIT - 1).div_euclid(SYSTEMATIC_UNIT);
+    comb(after) - comb(before)
+}
+
 /// Fixed-point scale of [`ExactSum`]: 2^64 units per 1.0.
 const SCALE: f64 = 18_446_744_073_709_551_616.0;
 
@@ -132,6 +156,33 @@ mod tests {
         assert_eq!(separation(&c, Separation::Min), vec![5.0, 5.0, 5.0]);
         let one = Centroids::new(vec![1.0, 2.0], 2, Metric::L2, vec![4]).unwrap();
         assert_eq!(separation(&one, Separation::Mean), vec![0.0]);
+    }
+
+    #[test]
+    fn systematic_rounding_adds_exactly_the_rounded_total() {
+        // Fractions 0.3 + 0.45 + 0.8 + 0.2 + 0.75 = 2.5 -> 3 (rounded half up), for every seed.
+        let fracs = [0.3, 0.45, 0.8, 0.2, 0.75];
+        let units: Vec<i64> = fracs
+            .iter()
+            .map(|f| (f * SYSTEMATIC_UNIT as f64) as i64)
+            .collect();
+        let total: i64 = units.iter().sum();
+        for seed in 0..200 {
+            let offset = systematic_offset(total, seed);
+            let mut before = 0;
+            let mut extra = 0;
+            for u in &units {
+                let e = systematic_extra(before, before + u, offset);
+                assert!((0..=1).contains(&e));
+                extra += e;
+                before += u;
+            }
+            assert_eq!(
+                extra,
+                (total as f64 / SYSTEMATIC_UNIT as f64).round() as i64,
+                "seed {seed}"
+            );
+        }
     }
 
     #[test]
