@@ -46,6 +46,7 @@ use crate::args::{
     block_on_helper, choice_arg, choice_of, choice_traits, literal_f64, literal_i64, literal_str,
     table_name, Choice,
 };
+use crate::cluster::centroids::read_centroids;
 use crate::cluster::vectors::check_type;
 use crate::hash::uniform;
 
@@ -244,21 +245,50 @@ fn f64c(e: Expr) -> Expr {
     cast(e, DataType::Float64)
 }
 
-/// Fail the query on NULLs in a `scored` column, naming it.
-fn non_null(assert: &ScalarUDF, column: &str, as_type: DataType) -> Expr {
+/// Fail the query on a bad value in a `scored` column, naming the column, the rule and the id
+/// of an offending row (the checks run while streaming, inside the one scan that reads it).
+fn checked(assert: &ScalarUDF, column: &str, as_type: DataType) -> Expr {
+    let value = cast(col(column), as_type);
+    let finite = |v: Expr| v.between(lit(f64::MIN), lit(f64::MAX));
+    let (ok, rule) = match column {
+        "quality" => (finite(value.clone()), "NULL, NaN or infinite values"),
+        "distance" => (
+            finite(value.clone()).and(value.clone().gt_eq(lit(0.0))),
+            "NULL, NaN, infinite or negative values (distances are >= 0)",
+        ),
+        "tokens" => (
+            value.clone().gt_eq(lit(0i64)),
+            "NULL or negative values (token counts are >= 0)",
+        ),
+        _ => (value.clone().is_not_null(), "NULL values"),
+    };
     call(
         assert,
         vec![
-            cast(col(column), as_type),
-            col(column).is_not_null(),
+            value,
+            // A NULL check result (NULL value) fails too.
+            coalesce(vec![ok, lit(false)]),
             lit(format!(
-                "{NAME}: column '{column}' of 'scored' has NULL values (policy: NULL quality, cluster, distance or tokens is an error; filter those rows first); id of the first: "
+                "{NAME}: column '{column}' of 'scored' has {rule}; filter those rows first; id of one: "
             )),
             // Cast only on failure, inside samplemix_assert: not per row here.
             col("id"),
         ],
     )
     .alias(format!("__{column}"))
+}
+
+/// Read and validate the centroids table while planning (k rows): the same validation as
+/// `diversity_cluster` (unique non-NULL integer ids, finite non-NULL centroids of one
+/// dimension, one non-NULL metric), so a table one function rejects is never used by the other.
+fn validate_centroids(state: &SessionState, reference: &TableReference, provider: &Arc<dyn TableProvider>, name: &str) -> Result<()> {
+    let df = DataFrame::new(
+        state.clone(),
+        LogicalPlanBuilder::scan(reference.clone(), provider_as_source(Arc::clone(provider)), None)?
+            .build()?,
+    );
+    let batches = block_on_helper(NAME, async move { df.collect().await })?;
+    read_centroids(NAME, name, &batches).map(|_| ())
 }
 
 fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
@@ -311,6 +341,7 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
         "a string ('cosine' or 'l2')",
     )?;
 
+    validate_centroids(state, &cent_ref, &centroids, &p.centroids)?;
     let (assert, distance, uniform, exact) = (
         assert_udf(),
         distance_udf(),
@@ -327,11 +358,22 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
     // Scored rows, typed and NULL-checked: __q, __cl, __dist, __tok (+ id).
     let rows = || -> Result<DataFrame> {
         scan(&scored_ref, &scored)?.select(vec![
-            col("id"),
-            non_null(&assert, "quality", DataType::Float64),
-            non_null(&assert, "cluster", DataType::Int64),
-            non_null(&assert, "distance", DataType::Float64),
-            non_null(&assert, "tokens", DataType::Int64),
+            call(
+                &assert,
+                vec![
+                    col("id"),
+                    col("id").is_not_null(),
+                    lit(format!(
+                        "{NAME}: column 'id' of 'scored' has NULL values (every row needs an id: it seeds the rounding)"
+                    )),
+                    lit("NULL"),
+                ],
+            )
+            .alias("id"),
+            checked(&assert, "quality", DataType::Float64),
+            checked(&assert, "cluster", DataType::Int64),
+            checked(&assert, "distance", DataType::Float64),
+            checked(&assert, "tokens", DataType::Int64),
         ])
     };
 
@@ -520,6 +562,19 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
         }
     };
     let u = call(&uniform, vec![col("id"), lit(p.seed)]);
+    // An infinite expected count (all-zero tokens in 'tokens' mode, a budget beyond f64) would
+    // otherwise surface as "Can't cast value inf to Int64".
+    let expected = call(
+        &assert,
+        vec![
+            expected.clone(),
+            coalesce(vec![expected.between(lit(f64::MIN), lit(f64::MAX)), lit(false)]),
+            lit(format!(
+                "{NAME}: an expected count is not a finite number: in 'tokens' mode every row of 'scored' has 0 tokens, or budget_tokens is too large; id: "
+            )),
+            col("id"),
+        ],
+    );
     let with_c = base.with_column("__c", expected)?;
     let (with_c, count) = match p.options.rounding {
         Rounding::Independent => (
