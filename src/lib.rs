@@ -21,7 +21,9 @@ pub use samplemix_udfs::{all_udafs, all_udfs, all_udtfs, register_all};
 
 mod s3;
 mod url_tables;
-pub use s3::{S3Settings, SamplemixContext, SamplemixStoreRegistry};
+pub use s3::{
+    check_endpoint, check_env_endpoint, S3Settings, SamplemixContext, SamplemixStoreRegistry,
+};
 
 /// Version of the samplemix package.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

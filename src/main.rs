@@ -122,6 +122,9 @@ struct Args {
 
     #[clap(long, help = "Seconds allowed to connect to an S3 endpoint", default_value_t = S3Settings::default().connect_timeout.as_secs_f64())]
     s3_connect_timeout: f64,
+
+    #[clap(long, help = "Seconds allowed for one whole S3 request (connection to last byte)", default_value_t = S3Settings::default().request_timeout.as_secs_f64())]
+    s3_request_timeout: f64,
 }
 
 /// Re-register `kmeans_fit` so that it draws a progress bar on stderr while it fits (an
@@ -180,6 +183,7 @@ async fn main() -> ExitCode {
 async fn main_inner() -> Result<()> {
     // Logging as in datafusion-cli: RUST_LOG=info (or debug, ...) to stderr.
     env_logger::init();
+    samplemix::check_env_endpoint()?;
     let args = Args::parse();
     if !args.quiet {
         println!(
@@ -197,6 +201,7 @@ async fn main_inner() -> Result<()> {
         max_retries: args.s3_max_retries,
         retry_timeout: seconds("--s3-retry-timeout", args.s3_retry_timeout)?,
         connect_timeout: seconds("--s3-connect-timeout", args.s3_connect_timeout)?,
+        request_timeout: seconds("--s3-request-timeout", args.s3_request_timeout)?,
     };
 
     let mut rt = RuntimeEnvBuilder::new();
@@ -272,28 +277,73 @@ async fn exec_file(
 ) -> Result<()> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| DataFusionError::Execution(format!("cannot read SQL file '{path}': {e}")))?;
-    let mut query = String::new();
-    for line in text.lines() {
-        if line.starts_with("#!") || line.starts_with("--") {
-            continue;
-        }
-        let line = line.trim_end();
-        query.push_str(line);
-        if line.ends_with(';') {
-            let sql = std::mem::take(&mut query);
-            exec::exec_from_commands(ctx, vec![sql], print_options)
-                .await
-                .map_err(|e| e.context(format!("in {path}")))?;
-        } else {
-            query.push('\n');
-        }
-    }
-    if query.contains(|c: char| !c.is_whitespace()) {
-        exec::exec_from_commands(ctx, vec![query], print_options)
+    for sql in split_statements(&text) {
+        exec::exec_from_commands(ctx, vec![sql], print_options)
             .await
             .map_err(|e| e.context(format!("in {path}")))?;
     }
     Ok(())
+}
+
+/// The statements of a SQL script, split at the `;` tokens of sqlparser's tokenizer (so a `;`
+/// or a `--` inside a string literal or a quoted identifier belongs to it). Statements made of
+/// comments and blanks only are dropped; a leading `#!` line is ignored. Text the tokenizer
+/// cannot read (an unterminated string) is passed on whole, for the parser to report.
+fn split_statements(text: &str) -> Vec<String> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+
+    let text = match text.strip_prefix("#!") {
+        Some(rest) => rest.split_once('\n').map_or("", |(_, body)| body),
+        None => text,
+    };
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, text).tokenize_with_location() else {
+        return if text.trim().is_empty() {
+            vec![]
+        } else {
+            vec![text.to_string()]
+        };
+    };
+    // Byte offset of each line start, to turn (line, column) locations into offsets.
+    let mut line_starts = vec![0usize];
+    line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+    let offset = |line: u64, column: u64| -> usize {
+        let start = line_starts
+            .get((line as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(text.len());
+        text[start..]
+            .char_indices()
+            .nth((column as usize).saturating_sub(1))
+            .map_or(text.len(), |(i, _)| start + i)
+    };
+    let mut out = Vec::new();
+    let (mut from, mut meaningful) = (0usize, false);
+    for t in &tokens {
+        match &t.token {
+            Token::SemiColon => {
+                let end = offset(t.span.start.line, t.span.start.column) + 1;
+                if meaningful {
+                    out.push(text[from..end].trim().to_string());
+                }
+                from = end;
+                meaningful = false;
+            }
+            Token::Whitespace(
+                Whitespace::Space
+                | Whitespace::Newline
+                | Whitespace::Tab
+                | Whitespace::SingleLineComment { .. }
+                | Whitespace::MultiLineComment(_),
+            )
+            | Token::EOF => {}
+            _ => meaningful = true,
+        }
+    }
+    if meaningful {
+        out.push(text[from..].trim().to_string());
+    }
+    out
 }
 
 fn session_config(args: &Args) -> Result<SessionConfig> {
@@ -375,4 +425,31 @@ fn extract_memory_pool_size(size: &str) -> std::result::Result<usize, String> {
 
 fn extract_disk_limit(size: &str) -> std::result::Result<usize, String> {
     parse_size(size, "disk limit")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_statements;
+
+    #[test]
+    fn statements_split_at_semicolon_tokens_only() {
+        let script = "#!/usr/bin/env samplemix\n-- a comment; with a semicolon\nSELECT 'a;\n-- not a comment\nb' AS x;\nSELECT \"odd;name\" FROM t; /* c; */\n  \n-- trailing comment\nSELECT 3";
+        assert_eq!(
+            split_statements(script),
+            vec![
+                "-- a comment; with a semicolon\nSELECT 'a;\n-- not a comment\nb' AS x;",
+                "SELECT \"odd;name\" FROM t;",
+                "/* c; */\n  \n-- trailing comment\nSELECT 3",
+            ]
+        );
+        assert!(split_statements("-- only a comment\n;\n").is_empty());
+        assert_eq!(
+            split_statements("SELECT 'unterminated"),
+            vec!["SELECT 'unterminated"]
+        );
+        assert_eq!(
+            split_statements("SELECT 'é;ü', 2; SELECT 1"),
+            vec!["SELECT 'é;ü', 2;", "SELECT 1"]
+        );
+    }
 }

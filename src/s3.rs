@@ -33,6 +33,10 @@ pub struct S3Settings {
     pub retry_timeout: Duration,
     /// Time allowed to open a TCP connection (object_store's default: 5 s).
     pub connect_timeout: Duration,
+    /// Time allowed for one whole request, connection to last byte (object_store's default:
+    /// 30 s). An endpoint that accepts connections but never answers fails after this (times
+    /// the retries).
+    pub request_timeout: Duration,
 }
 
 impl Default for S3Settings {
@@ -43,6 +47,7 @@ impl Default for S3Settings {
             max_retries: 3,
             retry_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -60,6 +65,10 @@ impl S3Settings {
                 AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
                 format!("{}ms", self.connect_timeout.as_millis()),
             )
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                format!("{}ms", self.request_timeout.as_millis()),
+            )
     }
 
     /// An S3 store for `url` from the standard `AWS_*` environment variables, when they carry
@@ -75,6 +84,9 @@ impl S3Settings {
             return None;
         }
         let bucket = url.host_str()?;
+        if let Err(e) = check_env_endpoint() {
+            return Some(Err(e));
+        }
         let builder = self.apply(AmazonS3Builder::from_env().with_bucket_name(bucket));
         Some(
             builder
@@ -155,6 +167,12 @@ impl SamplemixContext {
         if table_url.scheme() != "s3" {
             return Ok(());
         }
+        for (key, value) in options {
+            if key.eq_ignore_ascii_case("aws.endpoint") {
+                check_endpoint(&format!("OPTIONS '{key}'"), value)?;
+            }
+        }
+        check_env_endpoint()?;
         let mut table_options = self.ctx.state().default_table_options();
         // Only the store's own options: format options need a format set first.
         let aws: std::collections::HashMap<String, String> = options
@@ -244,4 +262,60 @@ fn has_custom_endpoint(options: &std::collections::HashMap<String, String>) -> b
         .any(|k| k.eq_ignore_ascii_case("aws.endpoint"))
         || std::env::var_os("AWS_ENDPOINT").is_some()
         || std::env::var_os("AWS_ENDPOINT_URL").is_some()
+}
+
+/// A malformed endpoint would make object_store panic while it builds a request (an invalid
+/// port or URI is unwrapped there): check it first, naming the setting.
+pub fn check_endpoint(setting: &str, value: &str) -> Result<()> {
+    let problem = match Url::parse(value.trim()) {
+        Ok(url) if !matches!(url.scheme(), "http" | "https") => {
+            format!("the scheme must be http or https, got '{}'", url.scheme())
+        }
+        Ok(url) if url.host_str().is_none_or(str::is_empty) => "it has no host".to_string(),
+        Ok(_) => return Ok(()),
+        Err(e) => e.to_string(),
+    };
+    Err(DataFusionError::Configuration(format!(
+        "S3 endpoint {setting} = '{value}' is not a valid endpoint URL ({problem}); expected e.g. 'http://127.0.0.1:9000' or 'https://s3.example.com'"
+    )))
+}
+
+/// [`check_endpoint`] for the `AWS_ENDPOINT_URL` / `AWS_ENDPOINT` environment variables (the
+/// shell checks them at start-up: every path that builds an S3 store from the environment,
+/// datafusion-cli's own included, is then safe).
+pub fn check_env_endpoint() -> Result<()> {
+    for var in ["AWS_ENDPOINT_URL", "AWS_ENDPOINT"] {
+        if let Ok(value) = std::env::var(var) {
+            check_endpoint(&format!("environment variable {var}"), &value)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_endpoint;
+
+    #[test]
+    fn malformed_endpoints_are_clear_errors() {
+        for bad in [
+            "http://127.0.0.1:99999",
+            "not a url",
+            "ftp://x:1",
+            "http://",
+        ] {
+            let e = check_endpoint("OPTIONS 'aws.endpoint'", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("is not a valid endpoint URL"), "{bad}: {e}");
+            assert!(e.contains("aws.endpoint"), "{e}");
+        }
+        for good in [
+            "http://127.0.0.1:9000",
+            "https://s3.example.com",
+            " http://localhost:5000/ ",
+        ] {
+            assert!(check_endpoint("x", good).is_ok(), "{good}");
+        }
+    }
 }

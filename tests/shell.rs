@@ -177,3 +177,100 @@ fn not_quiet_prints_banner() {
     assert!(out.status.success());
     assert!(stdout(&out).starts_with("samplemix v"), "{}", stdout(&out));
 }
+
+fn samplemix_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_samplemix"));
+    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run samplemix")
+}
+
+/// A malformed endpoint made object_store panic (exit 101); now it is an error naming it.
+#[test]
+fn malformed_s3_endpoints_are_clear_errors_not_panics() {
+    for endpoint in ["http://127.0.0.1:99999", "not a url"] {
+        let sql = format!(
+            "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 's3://bucket/x.parquet' OPTIONS ('aws.endpoint' '{endpoint}', 'aws.access_key_id' 'k', 'aws.secret_access_key' 's', 'aws.region' 'us-east-1')"
+        );
+        let out = samplemix(&["-q", "-c", &sql]);
+        assert_eq!(out.status.code(), Some(1), "{endpoint}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("is not a valid endpoint URL"),
+            "{endpoint}: {}",
+            stderr(&out)
+        );
+        let out = samplemix_env(
+            &["-q", "-c", "SELECT * FROM 's3://bucket/x.parquet'"],
+            &[
+                ("AWS_ENDPOINT_URL", endpoint),
+                ("AWS_ACCESS_KEY_ID", "k"),
+                ("AWS_SECRET_ACCESS_KEY", "s"),
+                ("AWS_REGION", "us-east-1"),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(1), "{endpoint}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("AWS_ENDPOINT_URL"),
+            "{endpoint}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// An endpoint that accepts connections and never answers: the request timeout ends it (the
+/// test only checks that it fails with a timeout; the listener keeps every connection open).
+#[test]
+fn silent_s3_endpoint_fails_on_the_request_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for stream in listener.incoming().take(8).flatten() {
+            open.push(stream);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(30));
+    });
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let out = samplemix_env(
+        &[
+            "-q",
+            "--s3-request-timeout",
+            "1",
+            "--s3-max-retries",
+            "0",
+            "-c",
+            "SELECT * FROM 's3://bucket/x.parquet'",
+        ],
+        &[
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_ACCESS_KEY_ID", "k"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ALLOW_HTTP", "true"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot read 's3://bucket/x.parquet'")
+            && err.contains("error sending request"),
+        "{err}"
+    );
+    drop(held);
+}
+
+/// -f splits at real statement boundaries: `;` and `--` inside strings are part of them.
+#[test]
+fn file_statements_keep_semicolons_and_dashes_inside_strings() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    write!(
+        f,
+        "SELECT 'a;\n-- kept\nb' AS s;\nSELECT length('x;y') AS n;"
+    )
+    .unwrap();
+    let out = samplemix(&["-q", "--format", "csv", "-f", f.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "s\n\"a;\n-- kept\nb\"\nn\n3\n");
+}

@@ -281,11 +281,20 @@ fn checked(assert: &ScalarUDF, column: &str, as_type: DataType) -> Expr {
 /// Read and validate the centroids table while planning (k rows): the same validation as
 /// `diversity_cluster` (unique non-NULL integer ids, finite non-NULL centroids of one
 /// dimension, one non-NULL metric), so a table one function rejects is never used by the other.
-fn validate_centroids(state: &SessionState, reference: &TableReference, provider: &Arc<dyn TableProvider>, name: &str) -> Result<()> {
+fn validate_centroids(
+    state: &SessionState,
+    reference: &TableReference,
+    provider: &Arc<dyn TableProvider>,
+    name: &str,
+) -> Result<()> {
     let df = DataFrame::new(
         state.clone(),
-        LogicalPlanBuilder::scan(reference.clone(), provider_as_source(Arc::clone(provider)), None)?
-            .build()?,
+        LogicalPlanBuilder::scan(
+            reference.clone(),
+            provider_as_source(Arc::clone(provider)),
+            None,
+        )?
+        .build()?,
     );
     let batches = block_on_helper(NAME, async move { df.collect().await })?;
     read_centroids(NAME, name, &batches).map(|_| ())
