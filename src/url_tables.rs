@@ -49,6 +49,13 @@ impl UrlTableFactory for ExplainingUrlTables {
             .await
         {
             Ok(_) => Ok(None),
+            // DataFusion reports a path with no files as an internal error (a bug report
+            // request); it is an ordinary mistake.
+            Err(e) if e.to_string().contains("No files for table") => {
+                Err(DataFusionError::Plan(format!(
+                    "cannot read '{url}': no file at '{url}' (a missing path, an empty folder or an empty S3 prefix)"
+                )))
+            }
             Err(e) => Err(DataFusionError::Context(
                 format!("cannot read '{url}'"),
                 Box::new(e),

@@ -21,7 +21,14 @@ fn text() -> impl Strategy<Value = String> {
         "(\\PC{0,20}\n){0,30}",
         ("[a-z]{1,8}", 1usize..200).prop_map(|(w, n)| format!("{w} ").repeat(n)),
         prop::collection::vec(
-            prop_oneof![Just("•"), Just("…"), Just("{"), Just("漢字"), Just("\u{0}"), Just("\r\n")],
+            prop_oneof![
+                Just("•"),
+                Just("…"),
+                Just("{"),
+                Just("漢字"),
+                Just("\u{0}"),
+                Just("\r\n")
+            ],
             0..100
         )
         .prop_map(|v| v.concat()),
@@ -63,7 +70,9 @@ proptest! {
             // Accepted only when consistent and finite.
             prop_assert!(dim > 0 && values.len() == dim * ids.len());
             prop_assert!(values.iter().all(|v| v.is_finite()));
-            let x: Vec<f32> = (0..dim * 3).map(|i| i as f32 * 0.5).collect();
+            // Rows of ordinary values, and one of huge ones (its products overflow f32).
+            let mut x: Vec<f32> = (0..dim * 2).map(|i| i as f32 * 0.5).collect();
+            x.extend(std::iter::repeat_n(3e30f32, dim));
             let (labels, d) = assign(&x, &c, 1);
             prop_assert_eq!(labels.len(), 3);
             prop_assert!(d.iter().all(|v| v.is_finite() && *v >= 0.0));

@@ -61,6 +61,14 @@ impl Centroids {
         if values.iter().any(|v| !v.is_finite()) {
             return Err(Error::invalid("centroids contain NaN or infinite values"));
         }
+        if values
+            .chunks_exact(dim)
+            .any(|r| !r.iter().map(|x| x * x).sum::<f32>().is_finite())
+        {
+            return Err(Error::invalid(
+                "a centroid's squared norm overflows f32 (values beyond about 1e19)",
+            ));
+        }
         let k = ids.len();
         let mut prepared = values.clone();
         let mut bias = vec![f32::NEG_INFINITY; k.div_ceil(NR * LANES) * NR * LANES];
@@ -138,6 +146,15 @@ fn sq_dist(a: &[f32], b: &[f32]) -> f32 {
 
 /// The exact winner of the two best candidates (lower index on ties).
 fn recheck(row: &[f32], c: &Centroids, best: usize, second: usize) -> usize {
+    // Values so large that f32 products overflow (|x| beyond ~1e19) leave the fast scores
+    // infinite or NaN: such rows are assigned exactly, in f64, over all centroids.
+    let sq: f32 = row.iter().map(|x| x * x).sum();
+    if best >= c.k() || !sq.is_finite() {
+        return (0..c.k())
+            .map(|j| (c.metric.distance(row, c.row(j)), j))
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+            .map_or(0, |(_, j)| j);
+    }
     if second >= c.k() {
         return best;
     }

@@ -577,9 +577,10 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
         &assert,
         vec![
             expected.clone(),
-            coalesce(vec![expected.between(lit(f64::MIN), lit(f64::MAX)), lit(false)]),
+            // Counts are Int64: an expected count must be a number below 2^63.
+            coalesce(vec![expected.between(lit(0.0), lit(9.2e18)), lit(false)]),
             lit(format!(
-                "{NAME}: an expected count is not a finite number: in 'tokens' mode every row of 'scored' has 0 tokens, or budget_tokens is too large; id: "
+                "{NAME}: an expected count is not a number below 9.2e18 (counts are Int64): in 'tokens' mode every row of 'scored' has 0 tokens, or budget_tokens is too large; id: "
             )),
             col("id"),
         ],
