@@ -16,12 +16,14 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::SessionState;
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use datafusion::execution::TaskContext;
+use datafusion::logical_expr::dml::CopyTo;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use datafusion_cli::cli_context::CliSessionContext;
 use datafusion_cli::object_storage::{get_s3_object_store_builder, AwsOptions};
+use futures::TryStreamExt;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, RetryConfig};
 use url::Url;
 
 /// Retry and timeout bounds applied to every S3 store the shell builds.
@@ -198,6 +200,111 @@ impl SamplemixContext {
     }
 }
 
+impl SamplemixContext {
+    /// `COPY ... TO target` that never leaves a partial result: the rows are written to a
+    /// hidden sibling of the target (same store, same extension, so DataFusion writes the same
+    /// file-or-folder layout), and published only after the write succeeded: a file by one
+    /// rename (atomic on a local disk; copy then delete on S3, so readers see the old or the
+    /// new object), a folder file by file. On failure the temporary output is removed and the
+    /// previous output stays as it was.
+    async fn atomic_copy(&self, copy: &CopyTo) -> Result<DataFrame> {
+        let target = copy.output_url.clone();
+        let temp = temp_sibling(&target);
+        let plan = LogicalPlan::Copy(CopyTo {
+            output_url: temp.clone(),
+            ..copy.clone()
+        });
+        let final_url = ListingTableUrl::parse(&target)?;
+        let temp_url = ListingTableUrl::parse(&temp)?;
+        let store = self.ctx.runtime_env().object_store(&final_url)?;
+        let written = match self.ctx.execute_logical_plan(plan).await {
+            Ok(df) => df.collect().await,
+            Err(e) => Err(e),
+        };
+        let published = match written {
+            Ok(batches) => publish(&store, &temp_url, &final_url)
+                .await
+                .map(|_| batches),
+            Err(e) => Err(e),
+        };
+        match published {
+            Ok(batches) => self.ctx.read_batches(batches),
+            Err(e) => {
+                remove_all(&store, &temp_url).await;
+                Err(DataFusionError::Context(
+                    format!("COPY to '{target}' failed; any previous output there is unchanged"),
+                    Box::new(e),
+                ))
+            }
+        }
+    }
+}
+
+/// A hidden, unique sibling of a COPY target with the same extension and trailing slash.
+fn temp_sibling(target: &str) -> String {
+    let folder = target.ends_with('/');
+    let trimmed = target.trim_end_matches('/');
+    let (parent, name) = match trimmed.rfind('/') {
+        Some(i) => (&trimmed[..=i], &trimmed[i + 1..]),
+        None => ("", trimmed),
+    };
+    let unique = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    format!(
+        "{parent}.samplemix-tmp-{unique}-{name}{}",
+        if folder { "/" } else { "" }
+    )
+}
+
+/// Move what a COPY wrote at `temp` to `target`: one object, or every object under a prefix.
+async fn publish(
+    store: &Arc<dyn ObjectStore>,
+    temp: &ListingTableUrl,
+    target: &ListingTableUrl,
+) -> Result<()> {
+    if store.head(temp.prefix()).await.is_ok() {
+        store.rename(temp.prefix(), target.prefix()).await?;
+        return Ok(());
+    }
+    let files: Vec<_> = store.list(Some(temp.prefix())).try_collect().await?;
+    let from = temp.prefix().as_ref().to_string();
+    let to = target.prefix().as_ref().trim_end_matches('/').to_string();
+    for meta in files {
+        let rest = meta.location.as_ref()[from.len()..].trim_start_matches('/');
+        let dest = object_store::path::Path::from(format!("{to}/{rest}"));
+        store.rename(&meta.location, &dest).await?;
+    }
+    if temp.scheme() == "file" {
+        // Empty local folders left by the moves.
+        let _ = std::fs::remove_dir_all(std::path::Path::new("/").join(from));
+    }
+    Ok(())
+}
+
+/// Best-effort removal of a failed COPY's temporary output.
+async fn remove_all(store: &Arc<dyn ObjectStore>, temp: &ListingTableUrl) {
+    if store.delete(temp.prefix()).await.is_ok() {
+        return;
+    }
+    if let Ok(files) = store
+        .list(Some(temp.prefix()))
+        .try_collect::<Vec<_>>()
+        .await
+    {
+        for meta in files {
+            let _ = store.delete(&meta.location).await;
+        }
+    }
+    if temp.scheme() == "file" {
+        let _ = std::fs::remove_dir_all(std::path::Path::new("/").join(temp.prefix().as_ref()));
+    }
+}
+
 #[async_trait]
 impl CliSessionContext for SamplemixContext {
     fn task_ctx(&self) -> Arc<TaskContext> {
@@ -233,7 +340,8 @@ impl CliSessionContext for SamplemixContext {
             }
             LogicalPlan::Copy(copy) => {
                 self.rebuild_s3_store(&copy.output_url, &copy.options)
-                    .await?
+                    .await?;
+                return self.atomic_copy(copy).await;
             }
             _ => {}
         }

@@ -338,3 +338,65 @@ fn full_pipeline_on_s3_equals_local() {
         "{remote_rows} vs {copies} copies"
     );
 }
+
+/// On S3 too, a COPY that fails mid-stream leaves the previous object as it was and no
+/// temporary object behind.
+#[test]
+fn failed_copy_to_s3_keeps_the_previous_object() {
+    let moto = Moto::start();
+    moto.create_bucket("atomic-bucket");
+    let ep = moto.endpoint();
+    let target = "s3://atomic-bucket/out/mixed.parquet";
+    let (ok, _, err) = run(
+        &[
+            "-q",
+            "-c",
+            &format!("COPY (SELECT id FROM 'data/sample.parquet') TO '{target}' STORED AS PARQUET"),
+        ],
+        &env(&ep),
+    );
+    assert!(ok, "{err}");
+    let bad = "(SELECT samplemix_assert(v, v < 150000, 'boom at ', v) AS v FROM (SELECT unnest(range(0, 300000)) AS v))";
+    let (ok, _, err) = run(
+        &[
+            "-q",
+            "-c",
+            &format!("COPY {bad} TO '{target}' STORED AS PARQUET"),
+        ],
+        &env(&ep),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("any previous output there is unchanged"),
+        "{err}"
+    );
+    assert!(!err.contains(SECRET), "secret printed: {err}");
+    let (ok, out, err) = run(
+        &[
+            "-q",
+            "--format",
+            "csv",
+            "-c",
+            &format!("SELECT count(*) FROM '{target}'"),
+        ],
+        &env(&ep),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(csv_row(&out), "860", "{out}");
+    let (ok, out, err) = run(
+        &[
+            "-q",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(*) FROM 's3://atomic-bucket/out/'",
+        ],
+        &env(&ep),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        csv_row(&out),
+        "860",
+        "a temporary object is left in the prefix: {out}"
+    );
+}

@@ -274,3 +274,53 @@ fn file_statements_keep_semicolons_and_dashes_inside_strings() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "s\n\"a;\n-- kept\nb\"\nn\n3\n");
 }
+
+/// A COPY that fails mid-stream leaves the previous output as it was (file and folder), and no
+/// temporary files behind.
+#[test]
+fn failed_copy_keeps_the_previous_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let good = "(SELECT v FROM (SELECT unnest(range(0, 10)) AS v))";
+    // Fails after many rows were produced (samplemix_assert stops the stream at v = 150000).
+    let bad = "(SELECT samplemix_assert(v, v < 150000, 'boom at ', v) AS v FROM (SELECT unnest(range(0, 300000)) AS v))";
+    for target in [format!("{d}/out.parquet"), format!("{d}/shards/")] {
+        let out = samplemix(&[
+            "-q",
+            "-c",
+            &format!("COPY {good} TO '{target}' STORED AS PARQUET"),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = samplemix(&[
+            "-q",
+            "-c",
+            &format!("COPY {bad} TO '{target}' STORED AS PARQUET"),
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("any previous output there is unchanged")
+                && stderr(&out).contains("boom at"),
+            "{}",
+            stderr(&out)
+        );
+        let out = samplemix(&[
+            "-q",
+            "--format",
+            "csv",
+            "-c",
+            &format!("SELECT count(*) AS n FROM '{target}'"),
+        ]);
+        assert_eq!(stdout(&out), "n\n10\n", "{target}: {}", stderr(&out));
+    }
+    let left: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut left = left;
+    left.sort();
+    assert_eq!(
+        left,
+        vec!["out.parquet", "shards"],
+        "temporary output left behind"
+    );
+}
