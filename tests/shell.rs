@@ -324,3 +324,23 @@ fn failed_copy_keeps_the_previous_output() {
         "temporary output left behind"
     );
 }
+
+/// kmeans_fit's sample counts against -m: a pool too small for it is a clear error.
+#[test]
+fn kmeans_sample_respects_the_memory_limit() {
+    let out = samplemix(&[
+        "-q",
+        "-m",
+        "1M",
+        "-c",
+        "CREATE TABLE e AS SELECT embed(text, 1024) AS emb FROM 'data/sample.parquet'",
+        "-c",
+        "SELECT count(*) FROM kmeans_fit(e, 'emb', 4)",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("kmeans_fit: the sample of up to 100000 rows needs more memory than the session's memory pool allows"),
+        "{}",
+        stderr(&out)
+    );
+}
