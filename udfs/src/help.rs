@@ -23,8 +23,8 @@ const TABLE_FUNCTIONS: &[(&str, &str, &str)] = &[
     ),
     (
         "samplemix_weights",
-        "samplemix_weights(scored, centroids, alpha, tau, budget_tokens [, seed [, mode [, separation]]])",
-        "SampleMix weights and counts: per row of scored (id, quality, cluster, distance, tokens) returns id, quality_norm, diversity, diversity_norm, weight = alpha*diversity_norm + (1-alpha)*quality_norm, expected_count (softmax over weight/tau scaled to the budget: mode 'documents' (default) or 'tokens') and count (stochastic rounding seeded by seed). separation is 'mean' (default) or 'min'. Outputs are bit-identical for any partitioning.",
+        "samplemix_weights(scored, centroids, alpha, tau, budget_tokens [, seed [, mode [, separation [, options]]]])",
+        "SampleMix weights and counts: per row of scored (id, quality, cluster, distance, tokens) returns id, quality_norm, diversity, diversity_norm, weight = alpha*diversity_norm + (1-alpha)*quality_norm, expected_count (softmax over weight/tau scaled to the budget: mode 'tokens' (default: sum of expected_count*tokens = budget_tokens) or 'documents' (the paper's document count N*budget/T_src)) and count (stochastic rounding seeded by seed). separation is 'mean' (default) or 'min'. options: 'rounding=independent|systematic, max_copies=M, min_cluster_size=S' (a capped column is added with max_copies). Outputs are bit-identical for any partitioning.",
     ),
     (
         "samplemix_help",

@@ -1,9 +1,11 @@
 //! SQL glue for `samplemix_weights(scored, centroids, alpha, tau, budget_tokens [, seed [, mode
-//! [, separation]]])`: docs/METHOD.md "Weights and counts" as a view over ordinary DataFusion
+//! [, separation [, options]]]])`: docs/METHOD.md "Weights and counts" as a view over ordinary DataFusion
 //! operators (a `ViewTable` over a `LogicalPlan`), so it streams, runs in parallel, respects
 //! the memory pool and serialises like any plan.
 //!
-//! The plan reads `scored` three times and never sorts or windows it:
+//! With the default options the plan reads `scored` three times and never sorts or windows it
+//! (`rounding=systematic` adds one window over all rows; `max_copies` replaces the softmax
+//! pass by a few aggregates run while planning, see [`water_fill`]):
 //! 1. per-cluster aggregate: rows, tokens, Σ distance (→ compactness), min/max quality;
 //!    joined with the centroids' separation; global statistics (N, T_src, min/max quality,
 //!    min/max diversity, max weight) are window functions over those k rows only (the
