@@ -302,33 +302,29 @@ fn validate_centroids(
     read_centroids(NAME, name, &batches).map(|_| ())
 }
 
-fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
-    let (scored_ref, scored) = resolve(state, &p.scored, "scored")?;
-    let (cent_ref, centroids) = resolve(state, &p.centroids, "centroids")?;
+/// Stage 0: the columns `scored` and `centroids` must have, with their types.
+fn check_schemas(
+    scored: &Arc<dyn TableProvider>,
+    centroids: &Arc<dyn TableProvider>,
+    p: &Params,
+) -> Result<()> {
     let any = |_: &DataType| true;
     let numeric = |t: &DataType| t.is_numeric();
     let integer = |t: &DataType| t.is_integer();
-    require_column(&scored, &p.scored, "scored", "id", any, "any type")?;
-    require_column(&scored, &p.scored, "scored", "quality", numeric, "numeric")?;
+    require_column(scored, &p.scored, "scored", "id", any, "any type")?;
+    require_column(scored, &p.scored, "scored", "quality", numeric, "numeric")?;
     require_column(
-        &scored,
+        scored,
         &p.scored,
         "scored",
         "cluster",
         integer,
         "an integer",
     )?;
-    require_column(&scored, &p.scored, "scored", "distance", numeric, "numeric")?;
+    require_column(scored, &p.scored, "scored", "distance", numeric, "numeric")?;
+    require_column(scored, &p.scored, "scored", "tokens", integer, "an integer")?;
     require_column(
-        &scored,
-        &p.scored,
-        "scored",
-        "tokens",
-        integer,
-        "an integer",
-    )?;
-    require_column(
-        &centroids,
+        centroids,
         &p.centroids,
         "centroids",
         "cluster",
@@ -336,7 +332,7 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
         "an integer",
     )?;
     require_column(
-        &centroids,
+        centroids,
         &p.centroids,
         "centroids",
         "centroid",
@@ -344,7 +340,7 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
         "a List or FixedSizeList of Float32/Float64",
     )?;
     require_column(
-        &centroids,
+        centroids,
         &p.centroids,
         "centroids",
         "metric",
@@ -352,13 +348,50 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
         "a string ('cosine' or 'l2')",
     )?;
 
+    Ok(())
+}
+
+/// Stage 1: `__c_cl` (every centroid's cluster id) and `__sep`, its separation from the
+/// other centroids (mean or min of `samplemix_distance`; 0 with a single centroid): a k × k
+/// self-join of the (small) centroids table.
+fn separation_plan(centroids: &dyn Fn() -> Result<DataFrame>, p: &Params) -> Result<DataFrame> {
+    let (distance, exact) = (distance_udf(), exact_sum_udaf());
+    let a = centroids()?.select(vec![
+        cast(col("cluster"), DataType::Int64).alias("__a_cl"),
+        col("centroid").alias("__a_v"),
+        col("metric").alias("__a_m"),
+    ])?;
+    let b = centroids()?.select(vec![
+        cast(col("cluster"), DataType::Int64).alias("__b_cl"),
+        col("centroid").alias("__b_v"),
+    ])?;
+    let pair_distance = call(&distance, vec![col("__a_v"), col("__b_v"), col("__a_m")]);
+    let sep_agg = match p.separation {
+        Separation::Mean => exact.call(vec![pair_distance]) / f64c(count(lit(1))),
+        Separation::Min => min(pair_distance),
+    };
+    let sep = a
+        .join_on(
+            b,
+            JoinType::Inner,
+            vec![col("__a_cl").not_eq(col("__b_cl"))],
+        )?
+        .aggregate(vec![col("__a_cl")], vec![sep_agg.alias("__sep")])?;
+    centroids()?
+        .select(vec![cast(col("cluster"), DataType::Int64).alias("__c_cl")])?
+        .join(sep, JoinType::Left, &["__c_cl"], &["__a_cl"], None)?
+        .select(vec![
+            col("__c_cl"),
+            coalesce(vec![col("__sep"), lit(0.0)]).alias("__sep"),
+        ])
+}
+
+fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
+    let (scored_ref, scored) = resolve(state, &p.scored, "scored")?;
+    let (cent_ref, centroids) = resolve(state, &p.centroids, "centroids")?;
+    check_schemas(&scored, &centroids, p)?;
     validate_centroids(state, &cent_ref, &centroids, &p.centroids)?;
-    let (assert, distance, uniform, exact) = (
-        assert_udf(),
-        distance_udf(),
-        uniform_udf(),
-        exact_sum_udaf(),
-    );
+    let (assert, uniform, exact) = (assert_udf(), uniform_udf(), exact_sum_udaf());
     let scan = |r: &TableReference, t: &Arc<dyn TableProvider>| -> Result<DataFrame> {
         Ok(DataFrame::new(
             state.clone(),
@@ -389,34 +422,7 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
     };
 
     // Separation of each centroid from the others (0 with a single centroid).
-    let a = scan(&cent_ref, &centroids)?.select(vec![
-        cast(col("cluster"), DataType::Int64).alias("__a_cl"),
-        col("centroid").alias("__a_v"),
-        col("metric").alias("__a_m"),
-    ])?;
-    let b = scan(&cent_ref, &centroids)?.select(vec![
-        cast(col("cluster"), DataType::Int64).alias("__b_cl"),
-        col("centroid").alias("__b_v"),
-    ])?;
-    let pair_distance = call(&distance, vec![col("__a_v"), col("__b_v"), col("__a_m")]);
-    let sep_agg = match p.separation {
-        Separation::Mean => exact.call(vec![pair_distance]) / f64c(count(lit(1))),
-        Separation::Min => min(pair_distance),
-    };
-    let sep = a
-        .join_on(
-            b,
-            JoinType::Inner,
-            vec![col("__a_cl").not_eq(col("__b_cl"))],
-        )?
-        .aggregate(vec![col("__a_cl")], vec![sep_agg.alias("__sep")])?;
-    let known = scan(&cent_ref, &centroids)?
-        .select(vec![cast(col("cluster"), DataType::Int64).alias("__c_cl")])?
-        .join(sep, JoinType::Left, &["__c_cl"], &["__a_cl"], None)?
-        .select(vec![
-            col("__c_cl"),
-            coalesce(vec![col("__sep"), lit(0.0)]).alias("__sep"),
-        ])?;
+    let known = separation_plan(&|| scan(&cent_ref, &centroids), p)?;
 
     // Pass 1: per-cluster statistics, then the global ones over those k rows.
     let per_cluster = rows()?.aggregate(
