@@ -7,9 +7,8 @@
   python3 benches/peers.py sklearn_kmeans DIR           # sklearn KMeans(n_init=1), same data
 
 faiss-cpu's bundled OpenBLAS may not recognise the CPU and fall back to slow kernels: set
-OPENBLAS_CORETYPE to the CPU's class (benches/run.sh uses $FAISS_CORETYPE, default Haswell,
-i.e. AVX2, which is what this AMD EPYC machine has; SkylakeX dies with an illegal instruction
-here because the CPU lacks AVX-512).
+OPENBLAS_CORETYPE to the CPU's class (benches/run.sh picks SkylakeX on AVX-512 CPUs, else Haswell,
+i.e. AVX2; SkylakeX dies with an illegal instruction on a CPU without AVX-512).
 Prints one JSON object per line.
 """
 import json

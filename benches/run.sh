@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 corpus="${1:-../shared/data/corpus.parquet}"
 dir="${BENCH_DIR:-/tmp/samplemix-bench}"
 mkdir -p "$dir"
+# faiss-cpu's OpenBLAS kernels for this CPU (SkylakeX dies on CPUs without AVX-512).
+if grep -q avx512f /proc/cpuinfo; then coretype="${FAISS_CORETYPE:-SkylakeX}"; else coretype="${FAISS_CORETYPE:-Haswell}"; fi
+echo "CPU: $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2), OPENBLAS_CORETYPE=$coretype"
 cargo build --release --bin samplemix
 cargo bench -p samplemix-udfs --bench kernels --no-run
 
@@ -20,12 +23,12 @@ python3 benches/peers.py datatrove "$corpus" 1500
 
 echo "== assignment 1M x 256 -> 256 vs linfa predict, faiss, sgemm peak"
 kernels assign "$dir"
-OPENBLAS_CORETYPE="${FAISS_CORETYPE:-Haswell}" FAISS_THREADS=1 python3 benches/peers.py faiss_assign "$dir"
-OPENBLAS_CORETYPE="${FAISS_CORETYPE:-Haswell}" FAISS_THREADS=2 python3 benches/peers.py faiss_assign "$dir"
+OPENBLAS_CORETYPE="$coretype" FAISS_THREADS=1 python3 benches/peers.py faiss_assign "$dir"
+OPENBLAS_CORETYPE="$coretype" FAISS_THREADS=2 python3 benches/peers.py faiss_assign "$dir"
 
 echo "== kmeans fit 200k x 256, k=256, 20 iterations vs faiss.Kmeans and scikit-learn"
 kernels kmeans "$dir"
-OPENBLAS_CORETYPE="${FAISS_CORETYPE:-Haswell}" FAISS_THREADS=2 python3 benches/peers.py faiss_kmeans "$dir"
+OPENBLAS_CORETYPE="$coretype" FAISS_THREADS=2 python3 benches/peers.py faiss_kmeans "$dir"
 python3 benches/peers.py sklearn_kmeans "$dir"
 
 echo "== kmeans fit 1M x 256, k=1024, 20 iterations (ours only: the peers take several minutes)"
