@@ -46,26 +46,48 @@ pub struct Moto {
 
 impl Moto {
     /// Start moto; panics with the install command when it is missing.
+    ///
+    /// moto binds port 0 itself and we read the port it prints: picking a free port first and
+    /// handing it over raced with the other tests of the same binary (two servers were given
+    /// the same port; one died and its test then talked to the other's server until that one
+    /// was dropped).
     pub fn start() -> Moto {
-        let port = free_port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("cannot start moto_server ({e}): install it with pip install 'moto[server]' (the README's test command does)")
             });
-        let mut moto = Moto { child, port };
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = std::sync::mpsc::channel::<u16>();
+        // The reader keeps draining stderr after the port line: moto logs every request there
+        // and would block on a full pipe.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("Running on http://127.0.0.1:").nth(1) {
+                    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+                    if let (Ok(port), Some(tx)) = (digits.parse::<u16>(), tx.take()) {
+                        let _ = tx.send(port);
+                    }
+                }
+            }
+        });
+        let port = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(port) => port,
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("moto_server did not report its port within 60 s (exit: {status:?})");
+            }
+        };
+        let moto = Moto { child, port };
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                break;
-            }
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!("moto_server exited early: {status}");
-            }
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "moto_server did not listen on {addr} within 60 s"
