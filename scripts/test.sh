@@ -9,4 +9,6 @@ if ! command -v moto_server >/dev/null 2>&1; then
   python3 -m pip install --quiet 'moto[server]'
 fi
 
-cargo test --workspace "$@"
+# --features ballista: the Ballista tests (tests/ballista.rs) start a scheduler and executors
+# of this build; every other test runs the same with or without the feature.
+cargo test --workspace --features ballista "$@"

@@ -19,6 +19,8 @@ use datafusion_cli::functions::{
 
 pub use samplemix_udfs::{all_udafs, all_udfs, all_udtfs, register_all};
 
+#[cfg(feature = "ballista")]
+pub mod cluster;
 mod s3;
 mod url_tables;
 pub use s3::{
@@ -45,7 +47,13 @@ pub async fn new_context(
     config: SessionConfig,
     runtime: Arc<RuntimeEnv>,
 ) -> Result<SessionContext> {
-    let ctx = url_tables::enable_url_tables(SessionContext::new_with_config_rt(config, runtime));
+    configure(SessionContext::new_with_config_rt(config, runtime)).await
+}
+
+/// Add to `ctx` what [`new_context`] adds: the same for a local session and for a Ballista
+/// client session (whose planning runs here).
+pub async fn configure(ctx: SessionContext) -> Result<SessionContext> {
+    let ctx = url_tables::enable_url_tables(ctx);
     ctx.refresh_catalogs().await?;
     // Registers object stores on first use of a URL table.
     ctx.register_catalog_list(Arc::new(DynamicObjectStoreCatalog::new(

@@ -125,6 +125,29 @@ struct Args {
 
     #[clap(long, help = "Seconds allowed for one whole S3 request (connection to last byte)", default_value_t = S3Settings::default().request_timeout.as_secs_f64())]
     s3_request_timeout: f64,
+
+    #[clap(
+        long,
+        value_name = "df://HOST:PORT",
+        help = "Plan here and execute on the Ballista scheduler at this URL (needs a build with --features ballista)"
+    )]
+    remote: Option<String>,
+
+    #[clap(
+        long,
+        value_name = "SECONDS",
+        help = "Give up on a statement of -c or -f that runs longer than this (default: no limit). With --remote the client stops waiting; the scheduler may still run the job."
+    )]
+    query_timeout: Option<f64>,
+
+    #[clap(
+        long = "var",
+        value_name = "NAME=VALUE",
+        num_args = 1,
+        help = "Replace ${NAME} by VALUE in the SQL of -f files and -c commands. Repeatable.",
+        value_parser(parse_var)
+    )]
+    vars: Vec<(String, String)>,
 }
 
 /// Re-register `kmeans_fit` so that it draws a progress bar on stderr while it fits (an
@@ -169,9 +192,21 @@ fn register_fit_progress(ctx: &datafusion::prelude::SessionContext) {
     ctx.register_udtf("kmeans_fit", Arc::new(KmeansFit::with_progress(progress)));
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match main_inner().await {
+fn main() -> ExitCode {
+    // Large stacks, as Ballista's scheduler binary uses: planning recurses over the plan tree,
+    // and deep plans (the weights view, a remote plan's encoding) outgrow the 2 MB default.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(32 * 1024 * 1024)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(main_inner()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e}");
@@ -234,9 +269,13 @@ async fn main_inner() -> Result<()> {
         s3,
     )));
 
-    let ctx = samplemix::new_context(session_config(&args)?, rt.build_arc()?).await?;
+    let config = session_config(&args)?;
+    let ctx = match &args.remote {
+        None => samplemix::new_context(config, rt.build_arc()?).await?,
+        Some(url) => remote_context(url, config, rt.build_arc()?).await?,
+    };
     register_fit_progress(&ctx);
-    let ctx = SamplemixContext::new(ctx, s3);
+    let ctx = SamplemixContext::new(ctx, s3).with_remote(args.remote.is_some());
 
     let mut print_options = PrintOptions {
         format: args.format,
@@ -256,16 +295,113 @@ async fn main_inner() -> Result<()> {
                 .collect()
         });
         for file in &rc {
-            exec_file(&ctx, file, &print_options).await?;
+            exec_file(&ctx, file, &args.vars, None, &print_options).await?;
         }
         return exec::exec_from_repl(&ctx, &mut print_options)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)));
     }
+    let limit = args
+        .query_timeout
+        .map(|s| seconds("--query-timeout", s))
+        .transpose()?;
     for file in &args.file {
-        exec_file(&ctx, file, &print_options).await?;
+        exec_file(&ctx, file, &args.vars, limit, &print_options).await?;
     }
-    exec::exec_from_commands(&ctx, args.command, &print_options).await
+    for command in &args.command {
+        let sql = substitute(command, &args.vars).map_err(|e| e.context("in -c"))?;
+        bounded(
+            limit,
+            exec::exec_from_commands(&ctx, vec![sql], &print_options),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Run one statement, failing it when it takes longer than `limit`.
+async fn bounded(
+    limit: Option<Duration>,
+    run: impl std::future::Future<Output = Result<()>>,
+) -> Result<()> {
+    match limit {
+        None => run.await,
+        Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
+            Err(DataFusionError::Execution(format!(
+                "the statement ran longer than --query-timeout {} s and was abandoned",
+                limit.as_secs_f64()
+            )))
+        }),
+    }
+}
+
+#[cfg(feature = "ballista")]
+async fn remote_context(
+    url: &str,
+    config: SessionConfig,
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> Result<datafusion::prelude::SessionContext> {
+    let ctx = samplemix::cluster::remote_session(url, config, runtime).await?;
+    samplemix::configure(ctx).await
+}
+
+#[cfg(not(feature = "ballista"))]
+async fn remote_context(
+    url: &str,
+    _config: SessionConfig,
+    _runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> Result<datafusion::prelude::SessionContext> {
+    Err(DataFusionError::Configuration(format!(
+        "--remote {url}: this samplemix was built without Ballista support; build it with cargo build --release --features ballista"
+    )))
+}
+
+/// `text` with every `${NAME}` replaced by the value `--var NAME=VALUE` gave; a `${NAME}` with
+/// no value is an error (a pipeline run with a forgotten location must not write somewhere
+/// else). Only `${` followed by a name and `}` is a placeholder.
+fn substitute(text: &str, vars: &[(String, String)]) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let name_len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        let name = &after[..name_len];
+        if name.is_empty() || !after[name_len..].starts_with('}') {
+            out.push_str("${");
+            rest = after;
+            continue;
+        }
+        // The last --var of a name wins, as with repeated shell assignments.
+        match vars.iter().rev().find(|(k, _)| k == name) {
+            Some((_, value)) => out.push_str(value),
+            None => {
+                return Err(DataFusionError::Configuration(format!(
+                    "the SQL uses ${{{name}}}, which no --var {name}=VALUE sets"
+                )))
+            }
+        }
+        rest = &after[name_len + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn parse_var(var: &str) -> std::result::Result<(String, String), String> {
+    let (name, value) = var
+        .split_once('=')
+        .ok_or_else(|| format!("--var '{var}': expected NAME=VALUE"))?;
+    let valid = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if !valid {
+        return Err(format!(
+            "--var '{var}': NAME must be letters, digits and '_', not starting with a digit"
+        ));
+    }
+    Ok((name.to_string(), value.to_string()))
 }
 
 /// Run a SQL file statement by statement, stopping at the first failure so that a script's
@@ -273,14 +409,20 @@ async fn main_inner() -> Result<()> {
 async fn exec_file(
     ctx: &dyn CliSessionContext,
     path: &str,
+    vars: &[(String, String)],
+    limit: Option<Duration>,
     print_options: &PrintOptions,
 ) -> Result<()> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| DataFusionError::Execution(format!("cannot read SQL file '{path}': {e}")))?;
+    let text = substitute(&text, vars).map_err(|e| e.context(format!("in {path}")))?;
     for sql in split_statements(&text) {
-        exec::exec_from_commands(ctx, vec![sql], print_options)
-            .await
-            .map_err(|e| e.context(format!("in {path}")))?;
+        bounded(
+            limit,
+            exec::exec_from_commands(ctx, vec![sql], print_options),
+        )
+        .await
+        .map_err(|e| e.context(format!("in {path}")))?;
     }
     Ok(())
 }
@@ -429,7 +571,32 @@ fn extract_disk_limit(size: &str) -> std::result::Result<usize, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::split_statements;
+    use super::{split_statements, substitute};
+
+    #[test]
+    fn placeholders_are_replaced_or_refused() {
+        let vars = vec![
+            ("work".to_string(), "s3://b/run/".to_string()),
+            ("k".to_string(), "8".to_string()),
+            ("k".to_string(), "16".to_string()),
+        ];
+        assert_eq!(
+            substitute("COPY t TO '${work}docs/' -- k=${k}", &vars).unwrap(),
+            "COPY t TO 's3://b/run/docs/' -- k=16"
+        );
+        // Not placeholders: no name, no closing brace, a `$` alone.
+        assert_eq!(
+            substitute("'${}' ${ x} $1 ${a", &vars).unwrap(),
+            "'${}' ${ x} $1 ${a"
+        );
+        let err = substitute("LOCATION '${input}'", &vars)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("${input}") && err.contains("--var input=VALUE"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn statements_split_at_semicolon_tokens_only() {

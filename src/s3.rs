@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::common::ScalarValue;
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::error::{DataFusionError, Result};
@@ -17,7 +19,7 @@ use datafusion::execution::context::SessionState;
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::dml::CopyTo;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::logical_expr::{col, lit, DdlStatement, LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::SessionContext;
 use datafusion_cli::cli_context::CliSessionContext;
 use datafusion_cli::object_storage::{get_s3_object_store_builder, AwsOptions};
@@ -147,12 +149,24 @@ impl ObjectStoreRegistry for SamplemixStoreRegistry {
 pub struct SamplemixContext {
     ctx: SessionContext,
     s3: S3Settings,
+    remote: bool,
 }
 
 impl SamplemixContext {
     /// Wrap a context built by [`crate::new_context`].
     pub fn new(ctx: SessionContext, s3: S3Settings) -> Self {
-        Self { ctx, s3 }
+        Self {
+            ctx,
+            s3,
+            remote: false,
+        }
+    }
+
+    /// Mark the context as a Ballista client: queries that read tables held in this process's
+    /// memory are refused before they are sent (executors cannot read them).
+    pub fn with_remote(mut self, remote: bool) -> Self {
+        self.remote = remote;
+        self
     }
 
     /// The wrapped DataFusion context.
@@ -217,6 +231,7 @@ impl SamplemixContext {
         let final_url = ListingTableUrl::parse(&target)?;
         let temp_url = ListingTableUrl::parse(&temp)?;
         let store = self.ctx.runtime_env().object_store(&final_url)?;
+        remove_stale_temps(&store, &final_url).await;
         let written = match self.ctx.execute_logical_plan(plan).await {
             Ok(df) => df.collect().await,
             Err(e) => Err(e),
@@ -228,15 +243,55 @@ impl SamplemixContext {
             Err(e) => Err(e),
         };
         match published {
-            Ok(batches) => self.ctx.read_batches(batches),
+            Ok(batches) => self.values(batches),
             Err(e) => {
                 remove_all(&store, &temp_url).await;
+                if self.remote {
+                    // Tasks of a failed distributed job that were already running may still
+                    // finish their files: sweep again once they had time to (the next COPY to
+                    // this target removes anything later still).
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    remove_all(&store, &temp_url).await;
+                }
                 Err(DataFusionError::Context(
                     format!("COPY to '{target}' failed; any previous output there is unchanged"),
                     Box::new(e),
                 ))
             }
         }
+    }
+}
+
+impl SamplemixContext {
+    /// A query answering `batches` (the small result of a COPY) as a VALUES plan: unlike an
+    /// in-memory table it serialises, so a Ballista client can run it too.
+    fn values(&self, batches: Vec<RecordBatch>) -> Result<DataFrame> {
+        let Some(schema) = batches.first().map(|b| b.schema()) else {
+            return self.ctx.read_empty();
+        };
+        let mut rows = Vec::new();
+        for batch in &batches {
+            for i in 0..batch.num_rows() {
+                rows.push(
+                    batch
+                        .columns()
+                        .iter()
+                        .map(|c| ScalarValue::try_from_array(c, i).map(lit))
+                        .collect::<Result<Vec<_>>>()?,
+                );
+            }
+        }
+        if rows.is_empty() {
+            return self.ctx.read_batches(batches);
+        }
+        let names = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| col(format!("column{}", i + 1)).alias(f.name()))
+            .collect::<Vec<_>>();
+        let plan = LogicalPlanBuilder::values(rows)?.project(names)?.build()?;
+        Ok(DataFrame::new(self.ctx.state(), plan))
     }
 }
 
@@ -262,6 +317,9 @@ fn temp_sibling(target: &str) -> String {
 }
 
 /// Move what a COPY wrote at `temp` to `target`: one object, or every object under a prefix.
+/// A folder target's previous files are deleted once the new ones are in place, so a rerun
+/// replaces the output instead of adding to it (a reader listing the folder during those
+/// moves can see old and new files together; afterwards only the new ones).
 async fn publish(
     store: &Arc<dyn ObjectStore>,
     temp: &ListingTableUrl,
@@ -271,13 +329,26 @@ async fn publish(
         store.rename(temp.prefix(), target.prefix()).await?;
         return Ok(());
     }
+    let previous: Vec<_> = match store.list(Some(target.prefix())).try_collect().await {
+        Ok(files) => files,
+        // A target that does not exist yet has nothing to replace.
+        Err(object_store::Error::NotFound { .. }) => vec![],
+        Err(e) => return Err(e.into()),
+    };
     let files: Vec<_> = store.list(Some(temp.prefix())).try_collect().await?;
     let from = temp.prefix().as_ref().to_string();
     let to = target.prefix().as_ref().trim_end_matches('/').to_string();
+    let mut written = std::collections::HashSet::new();
     for meta in files {
         let rest = meta.location.as_ref()[from.len()..].trim_start_matches('/');
         let dest = object_store::path::Path::from(format!("{to}/{rest}"));
         store.rename(&meta.location, &dest).await?;
+        written.insert(dest);
+    }
+    for old in previous {
+        if !written.contains(&old.location) {
+            store.delete(&old.location).await?;
+        }
     }
     if temp.scheme() == "file" {
         // Empty local folders left by the moves.
@@ -286,22 +357,55 @@ async fn publish(
     Ok(())
 }
 
+/// Remove what earlier failed COPYs to `target` left in their hidden temporary siblings
+/// (`.samplemix-tmp-<pid>-<nanos>-<name>`): a distributed COPY's tasks can outlive its failure.
+/// Two COPYs to one target at the same time are not supported (they would also race on the
+/// target itself).
+async fn remove_stale_temps(store: &Arc<dyn ObjectStore>, target: &ListingTableUrl) {
+    let path = target.prefix().as_ref().trim_end_matches('/');
+    let (parent, name) = match path.rfind('/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => ("", path),
+    };
+    let parent = object_store::path::Path::from(parent);
+    let Ok(listing) = store.list_with_delimiter(Some(&parent)).await else {
+        return;
+    };
+    let stale = |p: &object_store::path::Path| {
+        p.filename()
+            .is_some_and(|f| f.starts_with(".samplemix-tmp-") && f.ends_with(&format!("-{name}")))
+    };
+    for meta in listing.objects.iter().filter(|m| stale(&m.location)) {
+        let _ = store.delete(&meta.location).await;
+    }
+    for folder in listing.common_prefixes.iter().filter(|p| stale(p)) {
+        remove_prefix(store, folder, target.scheme() == "file").await;
+    }
+}
+
 /// Best-effort removal of a failed COPY's temporary output.
 async fn remove_all(store: &Arc<dyn ObjectStore>, temp: &ListingTableUrl) {
-    if store.delete(temp.prefix()).await.is_ok() {
+    remove_prefix(store, temp.prefix(), temp.scheme() == "file").await;
+}
+
+/// Best-effort removal of one object or every object under a prefix (and, on a local disk,
+/// the folders left empty).
+async fn remove_prefix(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &object_store::path::Path,
+    local: bool,
+) {
+    // One object: S3 answers a DELETE of a missing key with success, so ask first.
+    if store.head(prefix).await.is_ok() && store.delete(prefix).await.is_ok() && !local {
         return;
     }
-    if let Ok(files) = store
-        .list(Some(temp.prefix()))
-        .try_collect::<Vec<_>>()
-        .await
-    {
+    if let Ok(files) = store.list(Some(prefix)).try_collect::<Vec<_>>().await {
         for meta in files {
             let _ = store.delete(&meta.location).await;
         }
     }
-    if temp.scheme() == "file" {
-        let _ = std::fs::remove_dir_all(std::path::Path::new("/").join(temp.prefix().as_ref()));
+    if local {
+        let _ = std::fs::remove_dir_all(std::path::Path::new("/").join(prefix.as_ref()));
     }
 }
 
@@ -328,6 +432,13 @@ impl CliSessionContext for SamplemixContext {
     }
 
     async fn execute_logical_plan(&self, plan: LogicalPlan) -> Result<DataFrame> {
+        if self.remote {
+            if let Some(table) = memory_table_in(&plan) {
+                return Err(DataFusionError::Plan(format!(
+                    "'{table}' is a table in this client's memory (CREATE TABLE ... AS, or a table function's in-memory result); in --remote mode the executors cannot read it. Write it to Parquet with COPY ... TO 's3://...' (or a path every executor sees) and CREATE EXTERNAL TABLE it, as sql/pipeline.sql does"
+                )));
+            }
+        }
         let mut custom_endpoint_table = None;
         match &plan {
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
@@ -361,6 +472,32 @@ impl CliSessionContext for SamplemixContext {
             (result, _) => result,
         }
     }
+}
+
+/// The first table `plan` reads (views and subqueries included) whose data lives in this
+/// process's memory.
+fn memory_table_in(plan: &LogicalPlan) -> Option<String> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::datasource::{source_as_provider, MemTable, ViewTable};
+
+    let mut found = None;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if let Ok(provider) = source_as_provider(&scan.source) {
+                if provider.downcast_ref::<MemTable>().is_some() {
+                    found = Some(scan.table_name.to_string());
+                } else if let Some(view) = provider.downcast_ref::<ViewTable>() {
+                    found = memory_table_in(view.logical_plan());
+                }
+            }
+        }
+        Ok(if found.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
 }
 
 /// Whether S3 requests go to an endpoint other than AWS's (OPTIONS or environment).

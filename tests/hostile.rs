@@ -93,6 +93,9 @@ const CASES: &[(&str, Want)] = &[
     ("SELECT * FROM samplemix_weights(s, c_nocentroid, 0.5, 0.2, 100)", Error("samplemix_weights: argument 'centroids': table 'c_nocentroid' has no column 'centroid'")),
     ("SELECT * FROM samplemix_weights(s, c3, 0.5, 0.2, 1e300)", Error("samplemix_weights: an expected count is not a number below 9.2e18")),
     ("SELECT sum(count) FROM samplemix_weights(s, c3, 0.5, 0.2, 0.001)", Value("0")),
+    // Σ tokens = 2.5e19 > 2^63: the sums do not wrap (N·budget/T_src = 5·1e19/2.5e19 = 2).
+    ("SELECT round(sum(expected_count), 9) FROM samplemix_weights(s_big, c3, 0.5, 0.2, 1e19, 0, 'documents')", Value("2.0")),
+    ("SELECT round(sum(expected_count), 9) FROM samplemix_weights(s_big, c3, 0.5, 0.2, 1e19, 0, 'documents', 'mean', 'max_copies=3')", Value("2.0")),
     ("SELECT embed('x', NULL)", Error("embed: argument 'dim'")),
     // Tables and files
     ("SELECT * FROM 'no/such/file.parquet'", Error("cannot read 'no/such/file.parquet': no file at 'no/such/file.parquet'")),
@@ -124,6 +127,7 @@ async fn hostile_inputs_give_their_exact_outcome() {
         "CREATE TABLE c3 AS SELECT column1 AS \"cluster\", column2 AS size, column3 AS centroid, column4 AS metric FROM (VALUES (0, 2, [0.0, 0.0], 'l2'), (1, 2, [3.0, 4.0], 'l2'))",
         "CREATE TABLE c_nocentroid AS SELECT \"cluster\", size, metric FROM c3",
         "CREATE TABLE s AS SELECT column1 AS id, column2 AS quality, column3 AS \"cluster\", column4 AS distance, column5 AS tokens FROM (VALUES ('a', 9.0, 0, 1.0, 100), ('b', 5.0, 0, 3.0, 200), ('c', 7.0, 1, 2.0, 50), ('d', 1.0, 1, 2.0, 50), ('e', 3.0, 1, 0.5, 10))",
+        "CREATE TABLE s_big AS SELECT id, quality, \"cluster\", distance, CAST(5000000000000000000 AS BIGINT) AS tokens FROM s",
     ] {
         ctx.sql(setup).await.unwrap_or_else(|e| panic!("{setup}: {e}")).collect().await.unwrap_or_else(|e| panic!("{setup}: {e}"));
     }

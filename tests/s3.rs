@@ -6,26 +6,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{free_port, samplemix, text, Moto};
-
-const KEY_ID: &str = "AKIDSAMPLEMIXTEST";
-const SECRET: &str = "sEcReT-samplemix-do-not-print-42";
+use common::{aws_env as env, free_port, samplemix, text, Moto, KEY_ID, SECRET};
 
 fn options(endpoint: &str) -> String {
     format!(
         "OPTIONS ('aws.endpoint' '{endpoint}', 'aws.allow_http' 'true', 'aws.region' 'us-east-1', \
          'aws.access_key_id' '{KEY_ID}', 'aws.secret_access_key' '{SECRET}')"
     )
-}
-
-fn env(endpoint: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ACCESS_KEY_ID", KEY_ID.to_string()),
-        ("AWS_SECRET_ACCESS_KEY", SECRET.to_string()),
-        ("AWS_ENDPOINT_URL", endpoint.to_string()),
-        ("AWS_ALLOW_HTTP", "true".to_string()),
-        ("AWS_REGION", "us-east-1".to_string()),
-    ]
 }
 
 fn run(args: &[&str], env: &[(&str, String)]) -> (bool, String, String) {

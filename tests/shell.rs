@@ -285,12 +285,15 @@ fn failed_copy_keeps_the_previous_output() {
     // Fails after many rows were produced (samplemix_assert stops the stream at v = 150000).
     let bad = "(SELECT samplemix_assert(v, v < 150000, 'boom at ', v) AS v FROM (SELECT unnest(range(0, 300000)) AS v))";
     for target in [format!("{d}/out.parquet"), format!("{d}/shards/")] {
-        let out = samplemix(&[
-            "-q",
-            "-c",
-            &format!("COPY {good} TO '{target}' STORED AS PARQUET"),
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
+        // Twice: a rerun replaces the output (a folder does not keep the first run's files).
+        for _ in 0..2 {
+            let out = samplemix(&[
+                "-q",
+                "-c",
+                &format!("COPY {good} TO '{target}' STORED AS PARQUET"),
+            ]);
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
         let out = samplemix(&[
             "-q",
             "-c",
@@ -340,6 +343,25 @@ fn kmeans_sample_respects_the_memory_limit() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("kmeans_fit: the sample of up to 100000 rows needs more memory than the session's memory pool allows"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `--query-timeout` abandons a statement that runs too long, with an error saying so.
+#[test]
+fn query_timeout_abandons_a_long_statement() {
+    let out = samplemix(&[
+        "-q",
+        "--query-timeout",
+        "1",
+        "-c",
+        // 10^11 rows, streamed: hours on any machine.
+        "SELECT sum(value) FROM generate_series(0, 100000000000)",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ran longer than --query-timeout 1 s"),
         "{}",
         stderr(&out)
     );

@@ -25,6 +25,22 @@ pub fn samplemix(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("run samplemix")
 }
 
+/// The S3 test credentials (moto accepts any); tests check that the secret is never printed.
+pub const KEY_ID: &str = "AKIDSAMPLEMIXTEST";
+/// See [`KEY_ID`].
+pub const SECRET: &str = "sEcReT-samplemix-do-not-print-42";
+
+/// The standard AWS environment pointing at a moto `endpoint`.
+pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", KEY_ID.to_string()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET.to_string()),
+        ("AWS_ENDPOINT_URL", endpoint.to_string()),
+        ("AWS_ALLOW_HTTP", "true".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+    ]
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -118,6 +134,26 @@ impl Moto {
             std::thread::sleep(Duration::from_millis(200));
         }
         panic!("create bucket {bucket}: {last}");
+    }
+
+    /// The keys in `bucket` (moto answers unsigned requests), from its ListObjectsV2 XML.
+    pub fn keys(&self, bucket: &str) -> Vec<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "GET /{bucket}?list-type=2&max-keys=100000 HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).expect("list reply");
+        reply
+            .split("<Key>")
+            .skip(1)
+            .filter_map(|k| k.split("</Key>").next())
+            .map(String::from)
+            .collect()
     }
 
     fn put(&self, bucket: &str) -> std::io::Result<String> {

@@ -7,12 +7,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::plan_err;
-use datafusion::datasource::MemTable;
+use datafusion::datasource::ViewTable;
 use datafusion::error::Result;
+use datafusion::logical_expr::LogicalPlanBuilder;
+use datafusion::prelude::{col, lit};
 
 /// Table functions, which have no `Documentation` in DataFusion 55: (name, syntax, description).
 const TABLE_FUNCTIONS: &[(&str, &str, &str)] = &[
@@ -78,24 +78,27 @@ impl TableFunctionImpl for SamplemixHelp {
             ));
         }
         rows.sort();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("name", DataType::Utf8, false),
-            Field::new("kind", DataType::Utf8, false),
-            Field::new("syntax", DataType::Utf8, false),
-            Field::new("description", DataType::Utf8, false),
-        ]));
-        let column = |f: &dyn Fn(&Row) -> String| {
-            Arc::new(StringArray::from_iter_values(rows.iter().map(f))) as _
-        };
-        let batch = RecordBatch::try_new(
-            Arc::clone(&schema),
-            vec![
-                column(&|r| r.0.clone()),
-                column(&|r| r.1.to_string()),
-                column(&|r| r.2.clone()),
-                column(&|r| r.3.clone()),
-            ],
-        )?;
-        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+        // A view over VALUES rather than an in-memory table: it serialises like any query, so
+        // the help also works from a Ballista client.
+        let values = rows
+            .iter()
+            .map(|(name, kind, syntax, description)| {
+                vec![
+                    lit(name.as_str()),
+                    lit(*kind),
+                    lit(syntax.as_str()),
+                    lit(description.as_str()),
+                ]
+            })
+            .collect::<Vec<_>>();
+        let plan = LogicalPlanBuilder::values(values)?
+            .project(vec![
+                col("column1").alias("name"),
+                col("column2").alias("kind"),
+                col("column3").alias("syntax"),
+                col("column4").alias("description"),
+            ])?
+            .build()?;
+        Ok(Arc::new(ViewTable::new(plan, None)))
     }
 }

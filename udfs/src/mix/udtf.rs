@@ -386,12 +386,34 @@ fn separation_plan(centroids: &dyn Fn() -> Result<DataFrame>, p: &Params) -> Res
         ])
 }
 
+/// Columns that cross stage boundaries. The scored rows (stage 2): `id` and these four.
+const QUALITY: &str = "__quality";
+const CLUSTER: &str = "__cluster";
+const DISTANCE: &str = "__distance";
+const TOKENS: &str = "__tokens";
+/// The cluster table (stage 3), one row per cluster: its id, diversity and normalised
+/// diversity, and the global statistics every row needs.
+const K_CLUSTER: &str = "__kcl";
+const DIVERSITY: &str = "__div";
+const DIVERSITY_NORM: &str = "__dn";
+const G_QMIN: &str = "__gqmin";
+const G_QMAX: &str = "__gqmax";
+const G_WMAX: &str = "__gwmax";
+const G_ROWS: &str = "__gn";
+const G_TOKENS: &str = "__gt";
+/// Per row (stage 4): normalised quality, weight, softmax numerator, expected count.
+const QUALITY_NORM: &str = "__qn";
+const WEIGHT: &str = "__w";
+const NUMERATOR: &str = "__e";
+const EXPECTED: &str = "__c";
+
+/// The plan: schema and centroid checks (stage 0), separation (1), scored rows (2), the
+/// cluster table (3), per-row weights and expected counts (4), counts and output (5).
 fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
     let (scored_ref, scored) = resolve(state, &p.scored, "scored")?;
     let (cent_ref, centroids) = resolve(state, &p.centroids, "centroids")?;
     check_schemas(&scored, &centroids, p)?;
     validate_centroids(state, &cent_ref, &centroids, &p.centroids)?;
-    let (assert, uniform, exact) = (assert_udf(), uniform_udf(), exact_sum_udaf());
     let scan = |r: &TableReference, t: &Arc<dyn TableProvider>| -> Result<DataFrame> {
         Ok(DataFrame::new(
             state.clone(),
@@ -399,43 +421,68 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
                 .build()?,
         ))
     };
-    // Scored rows, typed and NULL-checked: __q, __cl, __dist, __tok (+ id).
-    let rows = || -> Result<DataFrame> {
-        scan(&scored_ref, &scored)?.select(vec![
-            call(
-                &assert,
-                vec![
-                    col("id"),
-                    col("id").is_not_null(),
-                    lit(format!(
-                        "{NAME}: column 'id' of 'scored' has NULL values (every row needs an id: it seeds the rounding)"
-                    )),
-                    lit("NULL"),
-                ],
-            )
-            .alias("id"),
-            checked(&assert, "quality", DataType::Float64),
-            checked(&assert, "cluster", DataType::Int64),
-            checked(&assert, "distance", DataType::Float64),
-            checked(&assert, "tokens", DataType::Int64),
-        ])
+    let separation = separation_plan(&|| scan(&cent_ref, &centroids), p)?;
+    let rows = || scored_rows(scan(&scored_ref, &scored)?);
+    let clusters = cluster_table(rows()?, separation, p)?;
+    // The small side first: it is the build side of the hash join.
+    let weighted = || -> Result<DataFrame> {
+        with_weights(
+            clusters
+                .clone()
+                .join(rows()?, JoinType::Inner, &[K_CLUSTER], &[CLUSTER], None)?,
+            p,
+        )
     };
+    let (rows_out, expected, capped) = expected_counts(&weighted, p)?;
+    output(rows_out, expected, capped, p)
+}
 
-    // Separation of each centroid from the others (0 with a single centroid).
-    let known = separation_plan(&|| scan(&cent_ref, &centroids), p)?;
+/// Stage 2: the scored rows, typed and checked: `id`, [`QUALITY`], [`CLUSTER`], [`DISTANCE`],
+/// [`TOKENS`].
+fn scored_rows(scan: DataFrame) -> Result<DataFrame> {
+    let assert = assert_udf();
+    scan.select(vec![
+        call(
+            &assert,
+            vec![
+                col("id"),
+                col("id").is_not_null(),
+                lit(format!(
+                    "{NAME}: column 'id' of 'scored' has NULL values (every row needs an id: it seeds the rounding)"
+                )),
+                lit("NULL"),
+            ],
+        )
+        .alias("id"),
+        checked(&assert, "quality", DataType::Float64),
+        checked(&assert, "cluster", DataType::Int64),
+        checked(&assert, "distance", DataType::Float64),
+        checked(&assert, "tokens", DataType::Int64),
+    ])
+}
 
-    // Pass 1: per-cluster statistics, then the global ones over those k rows.
-    let per_cluster = rows()?.aggregate(
-        vec![col("__cluster").alias("__k_cl")],
+/// x scaled from [lo, hi] to [0, 1] (0 when the range is empty).
+fn norm(x: Expr, lo: &str, hi: &str) -> Result<Expr> {
+    when(col(hi).gt(col(lo)), (x - col(lo)) / (col(hi) - col(lo))).otherwise(lit(0.0))
+}
+
+/// Stage 3, the first pass over the rows: per-cluster statistics joined with the separation,
+/// then diversity (separation / compactness, with the small-cluster guard), and the global
+/// statistics as window functions over those k rows only.
+fn cluster_table(rows: DataFrame, separation: DataFrame, p: &Params) -> Result<DataFrame> {
+    let (assert, exact) = (assert_udf(), exact_sum_udaf());
+    let per_cluster = rows.aggregate(
+        vec![col(CLUSTER).alias("__k_cl")],
         vec![
             count(lit(1)).alias("__n"),
-            sum(col("__tokens")).alias("__t"),
-            exact.call(vec![col("__distance")]).alias("__dsum"),
-            min(col("__quality")).alias("__qmin_j"),
-            max(col("__quality")).alias("__qmax_j"),
+            // Σ tokens as Decimal128(38, 0): an Int64 sum wraps silently past 2^63.
+            sum(cast(col(TOKENS), DataType::Decimal128(38, 0))).alias("__t"),
+            exact.call(vec![col(DISTANCE)]).alias("__dsum"),
+            min(col(QUALITY)).alias("__qmin_j"),
+            max(col(QUALITY)).alias("__qmax_j"),
         ],
     )?;
-    let clusters = known
+    let clusters = separation
         .join(per_cluster, JoinType::Right, &["__c_cl"], &["__k_cl"], None)?
         .select(vec![
             call(
@@ -450,7 +497,7 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
                     col("__k_cl"),
                 ],
             )
-            .alias("__kcl"),
+            .alias(K_CLUSTER),
             col("__n"),
             col("__t"),
             col("__qmin_j"),
@@ -459,10 +506,10 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
             (col("__dsum") / f64c(col("__n"))).alias("__comp"),
         ])?
         .window(vec![
-            over_all(sum_udaf(), col("__n")).alias("__gn"),
-            over_all(sum_udaf(), col("__t")).alias("__gt"),
-            over_all(min_udaf(), col("__qmin_j")).alias("__gqmin"),
-            over_all(max_udaf(), col("__qmax_j")).alias("__gqmax"),
+            over_all(sum_udaf(), col("__n")).alias(G_ROWS),
+            over_all(sum_udaf(), col("__t")).alias(G_TOKENS),
+            over_all(min_udaf(), col("__qmin_j")).alias(G_QMIN),
+            over_all(max_udaf(), col("__qmax_j")).alias(G_QMAX),
             over_all(
                 min_udaf(),
                 when(col("__comp").gt(lit(0.0)), col("__comp")).end()?,
@@ -472,7 +519,7 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
     // A zero compactness takes the smallest positive one (1 when none is positive).
     let compactness = when(col("__comp").gt(lit(0.0)), col("__comp"))
         .otherwise(coalesce(vec![col("__gcmin"), lit(1.0)]))?;
-    let mut clusters = clusters.with_column("__div", col("__sep") / compactness)?;
+    let mut clusters = clusters.with_column(DIVERSITY, col("__sep") / compactness)?;
     let m = p.options.min_cluster_size;
     if m > 1 {
         // The small-cluster guard: a cluster with fewer than m rows takes the median diversity
@@ -481,108 +528,102 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
             .window(vec![
                 over_all(
                     median_udaf(),
-                    when(col("__n").gt_eq(lit(m)), col("__div")).end()?,
+                    when(col("__n").gt_eq(lit(m)), col(DIVERSITY)).end()?,
                 )
                 .alias("__dmed_big"),
-                over_all(median_udaf(), col("__div")).alias("__dmed_all"),
+                over_all(median_udaf(), col(DIVERSITY)).alias("__dmed_all"),
             ])?
             .with_column(
-                "__div",
+                DIVERSITY,
                 when(
                     col("__n").lt(lit(m)),
                     coalesce(vec![col("__dmed_big"), col("__dmed_all")]),
                 )
-                .otherwise(col("__div"))?,
+                .otherwise(col(DIVERSITY))?,
             )?;
     }
     let clusters = clusters.window(vec![
-        over_all(min_udaf(), col("__div")).alias("__gdmin"),
-        over_all(max_udaf(), col("__div")).alias("__gdmax"),
+        over_all(min_udaf(), col(DIVERSITY)).alias("__gdmin"),
+        over_all(max_udaf(), col(DIVERSITY)).alias("__gdmax"),
     ])?;
-    let norm = |x: Expr, lo: &str, hi: &str| -> Result<Expr> {
-        when(col(hi).gt(col(lo)), (x - col(lo)) / (col(hi) - col(lo))).otherwise(lit(0.0))
-    };
-    let alpha = lit(p.alpha);
-    let clusters = clusters
-        .with_column("__dn", norm(col("__div"), "__gdmin", "__gdmax")?)?
+    // The largest weight is the largest per-cluster α·d_norm + (1−α)·q_norm(max quality).
+    clusters
+        .with_column(DIVERSITY_NORM, norm(col(DIVERSITY), "__gdmin", "__gdmax")?)?
         .with_column(
             "__wtop",
-            alpha.clone() * col("__dn")
-                + lit(1.0 - p.alpha) * norm(col("__qmax_j"), "__gqmin", "__gqmax")?,
+            lit(p.alpha) * col(DIVERSITY_NORM)
+                + lit(1.0 - p.alpha) * norm(col("__qmax_j"), G_QMIN, G_QMAX)?,
         )?
-        .window(vec![over_all(max_udaf(), col("__wtop")).alias("__gwmax")])?
+        .window(vec![over_all(max_udaf(), col("__wtop")).alias(G_WMAX)])?
         .select(vec![
-            col("__kcl"),
-            col("__div"),
-            col("__dn"),
-            col("__gqmin"),
-            col("__gqmax"),
-            col("__gwmax"),
-            col("__gn"),
-            col("__gt"),
-        ])?;
+            col(K_CLUSTER),
+            col(DIVERSITY),
+            col(DIVERSITY_NORM),
+            col(G_QMIN),
+            col(G_QMAX),
+            col(G_WMAX),
+            col(G_ROWS),
+            col(G_TOKENS),
+        ])
+}
 
-    // Per row: q_norm, weight and the stable softmax numerator e = exp((w − w_max)/τ).
-    let with_weights = |df: DataFrame| -> Result<DataFrame> {
-        let qn = norm(col("__quality"), "__gqmin", "__gqmax")?;
-        df.with_column("__qn", qn)?
-            .with_column(
-                "__w",
-                alpha.clone() * col("__dn") + lit(1.0 - p.alpha) * col("__qn"),
-            )?
-            .with_column("__e", exp((col("__w") - col("__gwmax")) / lit(p.tau)))
-    };
-    // The small side first: it is the build side of the hash join.
-    let joined = || {
-        clusters
-            .clone()
-            .join(rows()?, JoinType::Inner, &["__kcl"], &["__cluster"], None)
-    };
+/// Stage 4, per row: q_norm, weight and the stable softmax numerator e = exp((w − w_max)/τ).
+fn with_weights(df: DataFrame, p: &Params) -> Result<DataFrame> {
+    df.with_column(QUALITY_NORM, norm(col(QUALITY), G_QMIN, G_QMAX)?)?
+        .with_column(
+            WEIGHT,
+            lit(p.alpha) * col(DIVERSITY_NORM) + lit(1.0 - p.alpha) * col(QUALITY_NORM),
+        )?
+        .with_column(NUMERATOR, exp((col(WEIGHT) - col(G_WMAX)) / lit(p.tau)))
+}
 
-    // Pass 2: the softmax denominators.
-    let z = with_weights(joined()?)?.aggregate(
-        vec![],
-        vec![
-            exact.call(vec![col("__e")]).alias("__gz"),
-            exact
-                .call(vec![col("__e") * f64c(col("__tokens"))])
-                .alias("__gzt"),
-        ],
-    )?;
-
-    // Pass 3: the rows out.
-    let mut capped = None;
-    let (base, expected) = match p.options.max_copies {
+/// Stage 4, expected counts: the rows to finish and the expression of each row's expected
+/// count (and, with `max_copies`, its uncapped value). Without a cap, the second pass sums the
+/// softmax denominators and the third joins them back; with a cap, [`water_fill`] finds the
+/// scale while planning and the rows need no second pass.
+fn expected_counts(
+    weighted: &dyn Fn() -> Result<DataFrame>,
+    p: &Params,
+) -> Result<(DataFrame, Expr, Option<Expr>)> {
+    let exact = exact_sum_udaf();
+    let (rows, expected, capped) = match p.options.max_copies {
         None => {
+            let z = weighted()?.aggregate(
+                vec![],
+                vec![
+                    exact.call(vec![col(NUMERATOR)]).alias("__gz"),
+                    exact
+                        .call(vec![col(NUMERATOR) * f64c(col(TOKENS))])
+                        .alias("__gzt"),
+                ],
+            )?;
             let expected = match p.mode {
                 Mode::Documents => {
-                    doc_target(f64c(col("__gn")) * lit(p.budget) / f64c(col("__gt")), p)
-                        * col("__e")
+                    doc_target(f64c(col(G_ROWS)) * lit(p.budget) / f64c(col(G_TOKENS)), p)
+                        * col(NUMERATOR)
                         / col("__gz")
                 }
-                Mode::Tokens => lit(p.budget) * col("__e") / col("__gzt"),
+                Mode::Tokens => lit(p.budget) * col(NUMERATOR) / col("__gzt"),
             };
             (
-                z.join(with_weights(joined()?)?, JoinType::Inner, &[], &[], None)?,
+                z.join(weighted()?, JoinType::Inner, &[], &[], None)?,
                 expected,
+                None,
             )
         }
         Some(cap) => {
-            let lambda = water_fill(&with_weights(joined()?)?, p, cap as f64, &exact)?;
+            let lambda = water_fill(&weighted()?, p, cap as f64, &exact)?;
+            let scaled = lit(lambda) * col(NUMERATOR);
             let cap = lit(cap as f64);
-            capped = Some(lit(lambda) * col("__e"));
-            (
-                with_weights(joined()?)?,
-                when((lit(lambda) * col("__e")).gt_eq(cap.clone()), cap)
-                    .otherwise(lit(lambda) * col("__e"))?,
-            )
+            let expected =
+                when(scaled.clone().gt_eq(cap.clone()), cap).otherwise(scaled.clone())?;
+            (weighted()?, expected, Some(scaled))
         }
     };
-    let u = call(&uniform, vec![col("id"), lit(p.seed)]);
     // An infinite expected count (all-zero tokens in 'tokens' mode, a budget beyond f64) would
     // otherwise surface as "Can't cast value inf to Int64".
     let expected = call(
-        &assert,
+        &assert_udf(),
         vec![
             expected.clone(),
             // Counts are Int64: an expected count must be a number below 2^63.
@@ -593,22 +634,30 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
             col("id"),
         ],
     );
-    let with_c = base.with_column("__c", expected)?;
+    Ok((rows, expected, capped))
+}
+
+/// Stage 5: integer counts (independent or systematic rounding seeded by `id` and the seed)
+/// and the output columns.
+fn output(rows: DataFrame, expected: Expr, capped: Option<Expr>, p: &Params) -> Result<DataFrame> {
+    let u = call(&uniform_udf(), vec![col("id"), lit(p.seed)]);
+    let with_c = rows.with_column(EXPECTED, expected)?;
     let (with_c, count) = match p.options.rounding {
         Rounding::Independent => (
             with_c,
-            cast(floor(col("__c")), DataType::Int64)
-                + when(u.lt(col("__c") - floor(col("__c"))), lit(1i64)).otherwise(lit(0i64))?,
+            cast(floor(col(EXPECTED)), DataType::Int64)
+                + when(u.lt(col(EXPECTED) - floor(col(EXPECTED))), lit(1i64))
+                    .otherwise(lit(0i64))?,
         ),
         Rounding::Systematic => systematic(with_c, u, p.seed, p.mode == Mode::Documents)?,
     };
     let mut out = vec![
         col("id"),
-        col("__qn").alias("quality_norm"),
-        col("__div").alias("diversity"),
-        col("__dn").alias("diversity_norm"),
-        col("__w").alias("weight"),
-        col("__c").alias("expected_count"),
+        col(QUALITY_NORM).alias("quality_norm"),
+        col(DIVERSITY).alias("diversity"),
+        col(DIVERSITY_NORM).alias("diversity_norm"),
+        col(WEIGHT).alias("weight"),
+        col(EXPECTED).alias("expected_count"),
         count.alias("count"),
     ];
     if let (Some(scaled), Some(cap)) = (capped, p.options.max_copies) {
@@ -636,14 +685,14 @@ fn doc_target(target: Expr, p: &Params) -> Expr {
 /// uniform over the unit, and Σ count is ⌊Σ expected⌋ or ⌈Σ expected⌉.
 fn systematic(df: DataFrame, u: Expr, seed: i64, whole_total: bool) -> Result<(DataFrame, Expr)> {
     let unit = SYSTEMATIC_UNIT;
-    let whole = floor(col("__c"));
+    let whole = floor(col(EXPECTED));
     let fu = cast(
-        floor((col("__c") - whole) * lit(unit as f64) + lit(0.5)),
+        floor((col(EXPECTED) - whole) * lit(unit as f64) + lit(0.5)),
         DataType::Int64,
     );
     let running = Expr::from(WindowFunction::new(sum_udaf(), vec![col("__fu")]))
         .order_by(vec![
-            col("__tokens").sort(true, false),
+            col(TOKENS).sort(true, false),
             col("__u").sort(true, false),
             col("id").sort(true, false),
         ])
@@ -676,7 +725,7 @@ fn systematic(df: DataFrame, u: Expr, seed: i64, whole_total: bool) -> Result<(D
         when(offset.clone().gt_eq(hi.clone()), hi - lit(1i64)).otherwise(offset)?,
     )?;
     let comb = |f: Expr| (f - col("__off") + lit(unit - 1)) / lit(unit);
-    let count = cast(floor(col("__c")), DataType::Int64) + comb(col("__after"))
+    let count = cast(floor(col(EXPECTED)), DataType::Int64) + comb(col("__after"))
         - comb(col("__after") - col("__fu"));
     Ok((df, count))
 }
@@ -693,15 +742,15 @@ fn water_fill(
     exact: &Arc<AggregateUDF>,
 ) -> Result<f64> {
     let mass = match p.mode {
-        Mode::Tokens => f64c(col("__tokens")),
+        Mode::Tokens => f64c(col(TOKENS)),
         Mode::Documents => lit(1.0),
     };
     let totals = query(weighted.clone().aggregate(
         vec![],
         vec![
             f64c(count(lit(1))),
-            f64c(sum(col("__tokens"))),
-            exact.call(vec![col("__e") * mass.clone()]),
+            f64c(sum(cast(col(TOKENS), DataType::Decimal128(38, 0)))),
+            exact.call(vec![col(NUMERATOR) * mass.clone()]),
         ],
     )?)?;
     let (n, tokens, weight) = (totals[0], totals[1], totals[2]);
@@ -727,7 +776,7 @@ fn water_fill(
     let mut lambda = target / weight;
     let mut capped_rows = -1.0;
     for _ in 0..200 {
-        let scaled = lit(lambda) * col("__e");
+        let scaled = lit(lambda) * col(NUMERATOR);
         let is_capped = scaled.gt_eq(lit(cap));
         let r = query(weighted.clone().aggregate(
             vec![],
@@ -739,7 +788,7 @@ fn water_fill(
                     when(is_capped.clone(), mass.clone()).otherwise(lit(0.0))?,
                 ]),
                 exact.call(vec![
-                    when(is_capped, lit(0.0)).otherwise(col("__e") * mass.clone())?,
+                    when(is_capped, lit(0.0)).otherwise(col(NUMERATOR) * mass.clone())?,
                 ]),
             ],
         )?)?;

@@ -4,6 +4,7 @@
 mod charsets;
 pub mod score;
 pub mod signals;
+mod thresholds;
 mod tokenize;
 pub mod udf;
 

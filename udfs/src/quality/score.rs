@@ -14,6 +14,7 @@
 //! word length is ignored for scripts written without spaces (Chinese, Japanese, Thai, ...).
 
 use super::signals::Signals;
+use super::thresholds::*;
 
 /// A penalty for a "must be at most" rule.
 fn above(x: f64, comfortable: f64, threshold: f64) -> f64 {
@@ -56,27 +57,54 @@ pub fn penalties(s: &Signals) -> Vec<(&'static str, f64)> {
     let ln = |x: u64| (x as f64 + 1.0).ln();
     let lines = s.lines.max(1) as f64;
     let mut p = vec![
-        ("words_min", below(ln(s.words), 100f64.ln(), 50f64.ln())),
+        (
+            "words_min",
+            below(ln(s.words), 100f64.ln(), (MIN_WORDS as f64).ln()),
+        ),
         (
             "words_max",
-            above(ln(s.words), 50_000f64.ln(), 100_000f64.ln()),
+            above(ln(s.words), 50_000f64.ln(), (MAX_WORDS as f64).ln()),
         ),
-        ("hash_ratio", above(s.hash_ratio, 0.02, 0.1)),
-        ("ellipsis_ratio", above(s.ellipsis_ratio, 0.02, 0.1)),
-        ("bullet_lines_ratio", above(s.bullet_lines_ratio, 0.5, 0.9)),
+        ("hash_ratio", above(s.hash_ratio, 0.02, MAX_HASH_RATIO)),
+        (
+            "ellipsis_ratio",
+            above(s.ellipsis_ratio, 0.02, MAX_ELLIPSIS_RATIO),
+        ),
+        (
+            "bullet_lines_ratio",
+            above(s.bullet_lines_ratio, 0.5, MAX_BULLET_LINES_RATIO),
+        ),
         (
             "ellipsis_lines_ratio",
-            above(s.ellipsis_lines_ratio, 0.1, 0.3),
+            above(s.ellipsis_lines_ratio, 0.1, MAX_ELLIPSIS_LINES_RATIO),
         ),
-        ("alpha_words_ratio", below(s.alpha_words_ratio, 0.84, 0.8)),
-        ("stop_words", en * below(s.stop_words as f64, 4.0, 2.0)),
-        ("dup_line_frac", above(s.dup_line_frac, 0.1, 0.3)),
-        ("dup_para_frac", above(s.dup_para_frac, 0.1, 0.3)),
-        ("dup_line_char_frac", above(s.dup_line_char_frac, 0.05, 0.2)),
-        ("dup_para_char_frac", above(s.dup_para_char_frac, 0.05, 0.2)),
+        (
+            "alpha_words_ratio",
+            below(s.alpha_words_ratio, 0.84, MIN_ALPHA_WORDS_RATIO),
+        ),
+        (
+            "stop_words",
+            en * below(s.stop_words as f64, 4.0, MIN_STOP_WORDS as f64),
+        ),
+        (
+            "dup_line_frac",
+            above(s.dup_line_frac, 0.1, MAX_DUP_LINE_FRAC),
+        ),
+        (
+            "dup_para_frac",
+            above(s.dup_para_frac, 0.1, MAX_DUP_PARA_FRAC),
+        ),
+        (
+            "dup_line_char_frac",
+            above(s.dup_line_char_frac, 0.05, MAX_DUP_LINE_CHAR_FRAC),
+        ),
+        (
+            "dup_para_char_frac",
+            above(s.dup_para_char_frac, 0.05, MAX_DUP_PARA_CHAR_FRAC),
+        ),
         (
             "c4_sentences",
-            0.5 * en * below(ln(s.sentences), 10f64.ln(), 5f64.ln()),
+            0.5 * en * below(ln(s.sentences), 10f64.ln(), (MIN_C4_SENTENCES as f64).ln()),
         ),
         ("c4_lorem_ipsum", if s.lorem_ipsum { 2.0 } else { 0.0 }),
         ("c4_curly_bracket", if s.curly_bracket { 0.5 } else { 0.0 }),
@@ -90,30 +118,42 @@ pub fn penalties(s: &Signals) -> Vec<(&'static str, f64)> {
         ),
         (
             "fineweb_line_punct_ratio",
-            below(s.line_punct_ratio, 0.3, 0.12),
+            below(s.line_punct_ratio, 0.3, MIN_LINE_PUNCT_RATIO),
         ),
         (
             "fineweb_short_line_ratio",
-            above(s.short_line_ratio, 0.4, 0.67),
+            above(s.short_line_ratio, 0.4, MAX_SHORT_LINE_RATIO),
         ),
         // FineWeb drops at 1% duplicated-line characters; real code and forms repeat short
         // lines, so the score's anchors are softer than the pass/fail rule.
         (
             "fineweb_dup_line_char_ratio",
-            0.5 * above(s.dup_line_char_ratio, 0.01, 0.05),
+            0.5 * above(s.dup_line_char_ratio, MAX_DUP_LINE_CHAR_RATIO, 0.05),
         ),
-        ("fineweb_newline_ratio", above(s.newline_ratio, 0.15, 0.3)),
+        (
+            "fineweb_newline_ratio",
+            above(s.newline_ratio, 0.15, MAX_NEWLINE_RATIO),
+        ),
     ];
     if !spaceless_script(s) {
-        p.push(("mean_word_length_max", above(s.mean_word_length, 8.0, 10.0)));
-        p.push(("mean_word_length_min", below(s.mean_word_length, 3.5, 3.0)));
+        p.push((
+            "mean_word_length_max",
+            above(s.mean_word_length, 8.0, MAX_MEAN_WORD_LENGTH),
+        ));
+        p.push((
+            "mean_word_length_min",
+            below(s.mean_word_length, 3.5, MIN_MEAN_WORD_LENGTH),
+        ));
     }
-    const TOP: [f64; 3] = [0.20, 0.18, 0.16];
     const TOP_NAMES: [&str; 3] = ["top_2gram", "top_3gram", "top_4gram"];
-    for ((v, t), name) in s.top_ngram_char_frac.iter().zip(TOP).zip(TOP_NAMES) {
+    for ((v, t), name) in s
+        .top_ngram_char_frac
+        .iter()
+        .zip(MAX_TOP_NGRAM_CHAR_FRAC)
+        .zip(TOP_NAMES)
+    {
         p.push((name, 0.5 * above(*v, t / 2.0, t)));
     }
-    const DUP: [f64; 6] = [0.15, 0.14, 0.13, 0.12, 0.11, 0.10];
     const DUP_NAMES: [&str; 6] = [
         "dup_5gram",
         "dup_6gram",
@@ -122,7 +162,12 @@ pub fn penalties(s: &Signals) -> Vec<(&'static str, f64)> {
         "dup_9gram",
         "dup_10gram",
     ];
-    for ((v, t), name) in s.dup_ngram_char_frac.iter().zip(DUP).zip(DUP_NAMES) {
+    for ((v, t), name) in s
+        .dup_ngram_char_frac
+        .iter()
+        .zip(MAX_DUP_NGRAM_CHAR_FRAC)
+        .zip(DUP_NAMES)
+    {
         p.push((name, 0.3 * above(*v, t / 2.0, t)));
     }
     p

@@ -10,6 +10,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::LazyLock;
 
 use super::charsets::{SYMBOL_CHARS, TERMINAL_PUNCTUATION};
+use super::thresholds::*;
 use super::tokenize::{self, CharSet};
 
 static SYMBOLS: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(SYMBOL_CHARS));
@@ -94,48 +95,46 @@ pub struct Signals {
 impl Signals {
     /// Gopher quality rules with datatrove's default thresholds.
     pub fn passes_gopher_quality(&self) -> bool {
-        (50..=100_000).contains(&self.words)
-            && (3.0..=10.0).contains(&self.mean_word_length)
-            && self.hash_ratio <= 0.1
-            && self.ellipsis_ratio <= 0.1
-            && self.bullet_lines_ratio <= 0.9
-            && self.ellipsis_lines_ratio <= 0.3
-            && self.alpha_words_ratio >= 0.8
-            && self.stop_words >= 2
+        (MIN_WORDS..=MAX_WORDS).contains(&self.words)
+            && (MIN_MEAN_WORD_LENGTH..=MAX_MEAN_WORD_LENGTH).contains(&self.mean_word_length)
+            && self.hash_ratio <= MAX_HASH_RATIO
+            && self.ellipsis_ratio <= MAX_ELLIPSIS_RATIO
+            && self.bullet_lines_ratio <= MAX_BULLET_LINES_RATIO
+            && self.ellipsis_lines_ratio <= MAX_ELLIPSIS_LINES_RATIO
+            && self.alpha_words_ratio >= MIN_ALPHA_WORDS_RATIO
+            && self.stop_words >= MIN_STOP_WORDS
     }
 
     /// Gopher repetition rules with datatrove's default thresholds.
     pub fn passes_gopher_repetition(&self) -> bool {
-        const TOP: [f64; 3] = [0.20, 0.18, 0.16];
-        const DUP: [f64; 6] = [0.15, 0.14, 0.13, 0.12, 0.11, 0.10];
         self.chars > 0
-            && self.dup_para_frac <= 0.3
-            && self.dup_para_char_frac <= 0.2
-            && self.dup_line_frac <= 0.3
-            && self.dup_line_char_frac <= 0.2
+            && self.dup_para_frac <= MAX_DUP_PARA_FRAC
+            && self.dup_para_char_frac <= MAX_DUP_PARA_CHAR_FRAC
+            && self.dup_line_frac <= MAX_DUP_LINE_FRAC
+            && self.dup_line_char_frac <= MAX_DUP_LINE_CHAR_FRAC
             && self
                 .top_ngram_char_frac
                 .iter()
-                .zip(TOP)
+                .zip(MAX_TOP_NGRAM_CHAR_FRAC)
                 .all(|(v, t)| *v <= t)
             && self
                 .dup_ngram_char_frac
                 .iter()
-                .zip(DUP)
+                .zip(MAX_DUP_NGRAM_CHAR_FRAC)
                 .all(|(v, t)| *v <= t)
     }
 
     /// C4 rules: at least 5 sentences in kept lines, no "lorem ipsum", no `{`.
     pub fn passes_c4(&self) -> bool {
-        self.sentences >= 5 && !self.lorem_ipsum && !self.curly_bracket
+        self.sentences >= MIN_C4_SENTENCES && !self.lorem_ipsum && !self.curly_bracket
     }
 
     /// FineWeb rules with datatrove's default thresholds.
     pub fn passes_fineweb(&self) -> bool {
-        self.line_punct_ratio >= 0.12
-            && self.short_line_ratio <= 0.67
-            && self.dup_line_char_ratio <= 0.01
-            && self.newline_ratio <= 0.3
+        self.line_punct_ratio >= MIN_LINE_PUNCT_RATIO
+            && self.short_line_ratio <= MAX_SHORT_LINE_RATIO
+            && self.dup_line_char_ratio <= MAX_DUP_LINE_CHAR_RATIO
+            && self.newline_ratio <= MAX_NEWLINE_RATIO
     }
 }
 
@@ -278,25 +277,35 @@ fn remove_citations(line: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
-/// Compute every signal of `text`.
+/// Compute every signal of `text`: the four rule sets of datatrove (Gopher quality, Gopher
+/// repetition, C4, FineWeb) and the language.
 pub fn compute(text: &str) -> Signals {
     let mut s = Signals {
         chars: text.chars().count() as u64,
         ..Default::default()
     };
-    let chars = s.chars as f64;
-
     let mut tokens: Vec<&str> = Vec::new();
     tokenize::words(text, &mut tokens);
     s.tokens = tokens.len() as u64;
-    let n_tokens = tokens.len() as f64;
+    let lines = py_splitlines(text);
+    let token_chars = gopher_quality(text, &tokens, &lines, &mut s);
+    gopher_repetition(text, &tokens, &token_chars, &mut s);
+    c4(&lines, &mut s);
+    fineweb(text, &mut s);
+    language(text, &mut s);
+    s
+}
 
-    // Gopher quality over tokens.
+/// Gopher quality over word tokens and Python `splitlines` lines: words, mean word length,
+/// stop words, alphabetic words, `#` and ellipsis ratios, bullet and ellipsis lines. Returns
+/// each token's length in characters (the repetition rules reuse it).
+fn gopher_quality(text: &str, tokens: &[&str], lines: &[&str], s: &mut Signals) -> Vec<u32> {
+    let n_tokens = tokens.len() as f64;
     let mut word_chars = 0usize;
     let mut alpha_tokens = 0usize;
     let mut stop = [false; 8];
     let mut token_chars: Vec<u32> = Vec::with_capacity(tokens.len());
-    for t in &tokens {
+    for t in tokens {
         let n = t.chars().count();
         token_chars.push(n as u32);
         if t.chars().any(|c| !SYMBOLS.contains(c)) {
@@ -330,7 +339,6 @@ pub fn compute(text: &str) -> Signals {
     let ellipses = text.matches("...").count() + text.matches('…').count();
     s.ellipsis_ratio = ratio(ellipses as f64, n_tokens);
 
-    let lines = py_splitlines(text);
     let n_lines = lines.len() as f64;
     let bullets = lines
         .iter()
@@ -346,7 +354,13 @@ pub fn compute(text: &str) -> Signals {
         .count();
     s.ellipsis_lines_ratio = ratio(ellipsis_lines as f64, n_lines);
 
-    // Gopher repetition: paragraphs split on 2+ newlines of the stripped text, lines on 1+.
+    token_chars
+}
+
+/// Gopher repetition: duplicated paragraphs (split on 2+ newlines of the stripped text) and
+/// lines (1+ newlines), top and duplicated n-grams.
+fn gopher_repetition(text: &str, tokens: &[&str], token_chars: &[u32], s: &mut Signals) {
+    let chars = s.chars as f64;
     let stripped = py_strip(text);
     let paragraphs = split_newline_runs(stripped, 2);
     let (n_para, para_dups, para_dup_chars) = find_duplicates(paragraphs.iter().copied());
@@ -356,13 +370,16 @@ pub fn compute(text: &str) -> Signals {
         find_duplicates(split_newline_runs(text, 1).into_iter());
     s.dup_line_frac = ratio(line_dups as f64, n_rep_lines as f64);
     s.dup_line_char_frac = ratio(line_dup_chars as f64, chars);
-    ngram_signals(&tokens, &token_chars, chars, &mut s);
+    ngram_signals(tokens, token_chars, chars, s);
+}
 
-    // C4 over Python splitlines.
+/// C4 over Python `splitlines` lines: sentences in kept lines, "lorem ipsum", `{`, javascript
+/// and policy lines, lines ending in terminal punctuation.
+fn c4(lines: &[&str], s: &mut Signals) {
     let mut nonempty = 0usize;
     let mut terminal = 0usize;
     let mut lower = String::new();
-    for raw in &lines {
+    for raw in lines {
         let line = py_strip(raw);
         let n_words = line.split_whitespace().count();
         if line.split_whitespace().any(|w| w.chars().count() > 1000) {
@@ -408,8 +425,13 @@ pub fn compute(text: &str) -> Signals {
         s.sentences += tokenize::sentence_count(&line_tokens) as u64;
     }
     s.terminal_punct_lines_ratio = ratio(terminal as f64, nonempty as f64);
+}
 
-    // FineWeb over lines split on '\n', blank ones dropped.
+/// FineWeb over lines split on '\n', blank ones dropped: punctuated and short lines,
+/// duplicated-line characters, newlines per token.
+fn fineweb(text: &str, s: &mut Signals) {
+    let chars = s.chars as f64;
+    let n_tokens = s.tokens as f64;
     let fw_lines: Vec<&str> = text
         .split('\n')
         .filter(|l| !py_strip(l).is_empty())
@@ -427,7 +449,10 @@ pub fn compute(text: &str) -> Signals {
     let newlines = text.bytes().filter(|b| *b == b'\n').count();
     s.dup_line_char_ratio = ratio(fw_dup_chars as f64, chars - newlines as f64);
     s.newline_ratio = ratio(newlines as f64, n_tokens);
+}
 
+/// Language (whatlang) of the first [`LANGUAGE_PREFIX_CHARS`] characters.
+fn language(text: &str, s: &mut Signals) {
     let prefix_end = text
         .char_indices()
         .nth(LANGUAGE_PREFIX_CHARS)
@@ -436,7 +461,6 @@ pub fn compute(text: &str) -> Signals {
         s.language = Some(info.lang().code());
         s.language_confidence = info.confidence();
     }
-    s
 }
 
 /// Split on runs of at least `min_run` newlines: `re.split(r"\n{min_run,}", text)`.
