@@ -21,8 +21,10 @@ pub use samplemix_udfs::{all_udafs, all_udfs, all_udtfs, register_all};
 
 #[cfg(feature = "ballista")]
 pub mod cluster;
+mod diagnose;
 mod s3;
 mod url_tables;
+pub use diagnose::{find_corrupt_parquet, is_parquet_failure};
 pub use s3::{
     check_endpoint, check_env_endpoint, S3Settings, SamplemixContext, SamplemixStoreRegistry,
 };

@@ -22,7 +22,6 @@ use datafusion::execution::memory_pool::{
 };
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::ExplainFormat;
-use datafusion_cli::cli_context::CliSessionContext;
 use datafusion_cli::exec;
 use datafusion_cli::object_storage::instrumented::{
     InstrumentedObjectStoreMode, InstrumentedObjectStoreRegistry,
@@ -310,21 +309,36 @@ async fn main_inner() -> Result<()> {
     }
     for command in &args.command {
         let sql = substitute(command, &args.vars).map_err(|e| e.context("in -c"))?;
-        bounded(
-            limit,
-            exec::exec_from_commands(&ctx, vec![sql], &print_options),
-        )
-        .await?;
+        run_statement(&ctx, &sql, limit, &print_options).await?;
     }
     Ok(())
 }
 
-/// Run one statement, failing it when it takes longer than `limit`.
-async fn bounded(
+/// Run one statement: failing it when it takes longer than `limit`, turning a panic inside a
+/// library into an error, and naming the bad file when it failed reading Parquet.
+async fn run_statement(
+    ctx: &SamplemixContext,
+    sql: &str,
     limit: Option<Duration>,
-    run: impl std::future::Future<Output = Result<()>>,
+    print_options: &PrintOptions,
 ) -> Result<()> {
-    match limit {
+    use futures::FutureExt;
+
+    let run = std::panic::AssertUnwindSafe(exec::exec_from_commands(
+        ctx,
+        vec![sql.to_string()],
+        print_options,
+    ))
+    .catch_unwind()
+    .map(|r| {
+        r.unwrap_or_else(|_| {
+            Err(DataFusionError::Execution(
+                "a library panicked while running the statement (see the message above)"
+                    .to_string(),
+            ))
+        })
+    });
+    let result = match limit {
         None => run.await,
         Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
             Err(DataFusionError::Execution(format!(
@@ -332,6 +346,18 @@ async fn bounded(
                 limit.as_secs_f64()
             )))
         }),
+    };
+    match result {
+        Err(e)
+            if samplemix::is_parquet_failure(&e.to_string())
+                || e.to_string().contains("panicked") =>
+        {
+            match samplemix::find_corrupt_parquet(ctx.inner(), sql).await {
+                Some(bad) => Err(e.context(bad)),
+                None => Err(e),
+            }
+        }
+        other => other,
     }
 }
 
@@ -407,7 +433,7 @@ fn parse_var(var: &str) -> std::result::Result<(String, String), String> {
 /// Run a SQL file statement by statement, stopping at the first failure so that a script's
 /// exit code tells whether all of it ran (datafusion-cli prints the error and goes on).
 async fn exec_file(
-    ctx: &dyn CliSessionContext,
+    ctx: &SamplemixContext,
     path: &str,
     vars: &[(String, String)],
     limit: Option<Duration>,
@@ -417,12 +443,9 @@ async fn exec_file(
         .map_err(|e| DataFusionError::Execution(format!("cannot read SQL file '{path}': {e}")))?;
     let text = substitute(&text, vars).map_err(|e| e.context(format!("in {path}")))?;
     for sql in split_statements(&text) {
-        bounded(
-            limit,
-            exec::exec_from_commands(ctx, vec![sql], print_options),
-        )
-        .await
-        .map_err(|e| e.context(format!("in {path}")))?;
+        run_statement(ctx, &sql, limit, print_options)
+            .await
+            .map_err(|e| e.context(format!("in {path}")))?;
     }
     Ok(())
 }

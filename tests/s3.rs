@@ -387,3 +387,23 @@ fn failed_copy_to_s3_keeps_the_previous_object() {
         "a temporary object is left in the prefix: {out}"
     );
 }
+
+/// A corrupt shard under an S3 prefix is an error naming the object.
+#[test]
+fn corrupt_s3_shard_is_named() {
+    let moto = Moto::start();
+    moto.create_bucket("shards");
+    let good = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/sample.parquet")).unwrap();
+    moto.put_object("shards", "corpus/part-0.parquet", &good);
+    moto.put_object("shards", "corpus/part-1.parquet", &good[..5000]);
+    let (ok, out, err) = run(
+        &["-q", "-c", "SELECT count(*) FROM 's3://shards/corpus/'"],
+        &env(&moto.endpoint()),
+    );
+    assert!(!ok, "expected failure: {out}");
+    assert!(
+        err.contains("the bad Parquet file is s3://shards/corpus/part-1.parquet"),
+        "{err}"
+    );
+    assert!(!err.contains(SECRET), "secret leaked: {err}");
+}

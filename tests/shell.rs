@@ -366,3 +366,31 @@ fn query_timeout_abandons_a_long_statement() {
         stderr(&out)
     );
 }
+
+/// A corrupt shard in a folder (a malformed footer that makes the parquet crate panic, and a
+/// truncated file) is an error naming that shard, not a crash.
+#[test]
+fn corrupt_shard_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let good = std::fs::read("data/sample.parquet").unwrap();
+    std::fs::write(format!("{d}/part-0.parquet"), &good).unwrap();
+    for (name, bytes) in [
+        ("part-1.parquet", b"PAR1garbagegarbagePAR1".to_vec()),
+        ("part-1.parquet", good[..5000].to_vec()),
+    ] {
+        std::fs::write(format!("{d}/{name}"), bytes).unwrap();
+        for sql in [
+            format!("SELECT count(*) FROM '{d}/'"),
+            format!("CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '{d}/'"),
+        ] {
+            let out = samplemix(&["-q", "-c", &sql]);
+            assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+            assert!(
+                stderr(&out).contains(&format!("the bad Parquet file is {d}/part-1.parquet")),
+                "{sql}: {}",
+                stderr(&out)
+            );
+        }
+    }
+}

@@ -156,6 +156,26 @@ impl Moto {
             .collect()
     }
 
+    /// Store `body` at `bucket/key` with a plain PUT (moto does not check signatures).
+    pub fn put_object(&self, bucket: &str, key: &str, body: &[u8]) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "PUT /{bucket}/{key} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.port,
+            body.len()
+        )
+        .unwrap();
+        s.write_all(body).unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).expect("put reply");
+        assert!(
+            reply.starts_with("HTTP/1.1 200"),
+            "PUT {bucket}/{key}: {reply}"
+        );
+    }
+
     fn put(&self, bucket: &str) -> std::io::Result<String> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
         s.set_read_timeout(Some(Duration::from_secs(20)))?;

@@ -1,0 +1,130 @@
+//! Finding the bad shard behind a Parquet error.
+//!
+//! DataFusion and the parquet crate report a corrupt footer or page without the file's path
+//! ("Parquet error: Invalid Parquet file. Corrupt footer"), and a malformed footer can even
+//! panic inside the parquet crate. In a folder or an S3 prefix of thousands of shards that
+//! leaves the user nothing to act on. After a statement failed that way, the shell reads the
+//! footer of every Parquet file the statement could have read (its quoted paths and URLs, and
+//! the registered tables' locations) and names the first that does not open. This costs one
+//! footer read per file, and only after a failure.
+
+use datafusion::datasource::listing::{ListingTable, ListingTableUrl};
+use datafusion::object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+use datafusion::parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+
+/// Whether `message` (an error's text) is a failure to read Parquet data.
+pub fn is_parquet_failure(message: &str) -> bool {
+    message.contains("Parquet error") || message.contains("Parquet file")
+}
+
+/// The first Parquet file among the locations `sql` names or the session's tables read from
+/// whose footer does not open, with the reason.
+pub async fn find_corrupt_parquet(ctx: &SessionContext, sql: &str) -> Option<String> {
+    for location in candidate_locations(ctx, sql).await {
+        let Ok(url) = ListingTableUrl::parse(&location) else {
+            continue;
+        };
+        let Ok(store) = ctx.runtime_env().object_store(&url) else {
+            continue;
+        };
+        let state = ctx.state();
+        let Ok(files) = url.list_all_files(&state, store.as_ref(), "").await else {
+            continue;
+        };
+        let Ok(mut files) = files.try_collect::<Vec<_>>().await else {
+            continue;
+        };
+        files.sort_by(|a, b| a.location.cmp(&b.location));
+        for meta in files {
+            let path = meta.location.clone();
+            let why = match footer(store.as_ref(), &meta).await {
+                Ok(bytes) => {
+                    // A malformed footer can panic inside the parquet crate.
+                    match std::panic::catch_unwind(|| {
+                        ParquetMetaDataReader::decode_metadata(&bytes)
+                    }) {
+                        Ok(Ok(_)) => continue,
+                        Ok(Err(e)) => e.to_string(),
+                        Err(_) => {
+                            "its footer is malformed (the parquet reader panicked)".to_string()
+                        }
+                    }
+                }
+                Err(why) => why,
+            };
+            let shown = if url.scheme() == "file" {
+                format!("/{path}")
+            } else {
+                format!("{}{path}", url.object_store().as_str())
+            };
+            return Some(format!("the bad Parquet file is {shown}: {why}"));
+        }
+    }
+    None
+}
+
+/// The Parquet metadata bytes of a file (its footer), or why they cannot be read.
+async fn footer(store: &dyn ObjectStore, meta: &ObjectMeta) -> Result<Vec<u8>, String> {
+    let size = meta.size;
+    if size < 12 {
+        return Err(format!("it is {size} bytes, too short for Parquet"));
+    }
+    let tail = store
+        .get_range(&meta.location, size - 8..size)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tail: [u8; 8] = tail
+        .as_ref()
+        .try_into()
+        .map_err(|_| "short read".to_string())?;
+    let tail = FooterTail::try_new(&tail).map_err(|e| e.to_string())?;
+    let length = tail.metadata_length() as u64;
+    if length + 8 > size {
+        return Err(format!(
+            "its footer claims {length} bytes of metadata in a {size}-byte file"
+        ));
+    }
+    store
+        .get_range(&meta.location, size - 8 - length..size - 8)
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|e| e.to_string())
+}
+
+/// Quoted strings of `sql` that look like Parquet paths or URLs, then every registered listing
+/// table's locations.
+async fn candidate_locations(ctx: &SessionContext, sql: &str) -> Vec<String> {
+    let mut out: Vec<String> = sql
+        .split('\'')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| {
+            s.contains("://")
+                || s.ends_with(".parquet")
+                || s.ends_with('/')
+                || std::path::Path::new(s).exists()
+        })
+        .map(String::from)
+        .collect();
+    for catalog in ctx.catalog_names() {
+        let Some(catalog) = ctx.catalog(&catalog) else {
+            continue;
+        };
+        for schema in catalog.schema_names() {
+            let Some(schema) = catalog.schema(&schema) else {
+                continue;
+            };
+            for name in schema.table_names() {
+                if let Ok(Some(table)) = schema.table(&name).await {
+                    if let Some(listing) = table.downcast_ref::<ListingTable>() {
+                        out.extend(listing.table_paths().iter().map(|u| u.to_string()));
+                    }
+                }
+            }
+        }
+    }
+    out.dedup();
+    out
+}
