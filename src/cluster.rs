@@ -66,11 +66,7 @@ pub fn cluster_udfs() -> Vec<Arc<ScalarUDF>> {
 /// builder given a function list replaces DataFusion's built-ins, and a plan using `round`
 /// would no longer deserialise.)
 pub fn cluster_state(config: SessionConfig) -> Result<SessionState> {
-    let config = if config.options().extensions.get::<S3Options>().is_some() {
-        config
-    } else {
-        config.with_option_extension(S3Options::default())
-    };
+    let config = with_s3_options(config);
     let runtime = runtime_env_with_s3_support(&config)?;
     let mut state = SessionStateBuilder::new()
         .with_runtime_env(runtime)
@@ -84,6 +80,15 @@ pub fn cluster_state(config: SessionConfig) -> Result<SessionState> {
         state.register_udaf(udaf)?;
     }
     Ok(state)
+}
+
+/// `config` with Ballista's `s3.*` settings (`SET s3.region = ...`), unless it has them already.
+fn with_s3_options(config: SessionConfig) -> SessionConfig {
+    if config.options().extensions.get::<S3Options>().is_some() {
+        config
+    } else {
+        config.with_option_extension(S3Options::default())
+    }
 }
 
 /// The session config a cluster process starts from (Ballista's, with `s3.*` settings).
@@ -103,11 +108,7 @@ pub async fn remote_session(
 ) -> Result<SessionContext> {
     let (host, port) = scheduler_address(url)?;
     check_reachable(url, &host, port).await?;
-    let config = if config.options().extensions.get::<S3Options>().is_some() {
-        config
-    } else {
-        config.with_option_extension(S3Options::default())
-    };
+    let config = with_s3_options(config);
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
