@@ -4,7 +4,7 @@
 --
 -- Parameters (samplemix --var NAME=VALUE; a missing one is an error, nothing is guessed):
 --   input  the corpus: a Parquet file, a folder of shards or a URL, with columns id, domain, text
---   work   a folder (ending in '/') for the steps and the result: docs/, centroids.parquet,
+--   work   a folder (ending in '/') for the steps and the result: dedup/, docs/, centroids.parquet,
 --          scored/, weights/, mixed/ (a rerun replaces each of them)
 --   budget the token budget T_tgt of the mix (the sample corpus has 641,894 tokens)
 --
@@ -18,10 +18,16 @@
 -- seed 0); edit them here for your run.
 CREATE EXTERNAL TABLE corpus STORED AS PARQUET LOCATION '${input}';
 
--- 1. Per document: tokens (o200k_base), quality q(x) in [0, 10], embedding.
+-- 0. Near-duplicates (MinHash LSH, estimated Jaccard of 5-word shingles >= 0.8; the groups
+--    are found in the client process, the signatures computed where the scan runs).
+COPY (SELECT * FROM near_duplicates(corpus, 'id', 'text')) TO '${work}dedup/' STORED AS PARQUET;
+CREATE EXTERNAL TABLE dedup STORED AS PARQUET LOCATION '${work}dedup/';
+
+-- 1. Per kept document: tokens (o200k_base), quality q(x) in [0, 10], embedding.
 COPY (
   SELECT id, domain, token_count(text) AS tokens, quality_score(text) AS quality, embed(text) AS emb
   FROM corpus
+  WHERE id IN (SELECT id FROM dedup WHERE keep)
 ) TO '${work}docs/' STORED AS PARQUET;
 CREATE EXTERNAL TABLE docs STORED AS PARQUET LOCATION '${work}docs/';
 

@@ -7,10 +7,16 @@ CREATE EXTERNAL TABLE corpus STORED AS PARQUET LOCATION 'data/sample.parquet';
 SELECT domain, count(*) AS docs, sum(token_count(text)) AS tokens
 FROM corpus GROUP BY domain ORDER BY tokens DESC;
 
--- 1. Score every document: tokens, quality q(x) in [0, 10], embedding.
+-- 0. Near-duplicates (MinHash LSH, estimated Jaccard of 5-word shingles >= 0.8): one row per
+--    document with its group and whether it is the one kept. Diversity would otherwise reward
+--    a cluster of near-copies for being compact.
+CREATE TABLE dedup AS SELECT * FROM near_duplicates(corpus, 'id', 'text');
+
+-- 1. Score every kept document: tokens, quality q(x) in [0, 10], embedding.
 CREATE TABLE docs AS
 SELECT id, domain, text, token_count(text) AS tokens, quality_score(text) AS quality, embed(text) AS emb
-FROM corpus;
+FROM corpus
+WHERE id IN (SELECT id FROM dedup WHERE keep);
 
 -- 2. Diversity: k-means on the embeddings (k = 16, seed 0), then each document's cluster and
 --    its distance to the centroid.

@@ -1,4 +1,10 @@
--- Report of the mix (needs docs, scored and weights from sql/quickstart.sql).
+-- Report of the mix (needs corpus, dedup, docs, scored and weights from sql/quickstart.sql or
+-- sql/pipeline.sql).
+
+-- Near-duplicates removed before scoring, per domain.
+SELECT c.domain, count(*) AS docs, sum(CASE WHEN n.keep THEN 0 ELSE 1 END) AS near_duplicates_removed
+FROM corpus c JOIN dedup n ON n.id = c.id
+GROUP BY c.domain ORDER BY c.domain;
 
 -- Per domain: source vs mixed documents and tokens, their shares, mean quality, the fraction of
 -- documents dropped (count = 0) and the most copies of one document.

@@ -1,7 +1,8 @@
 //! Kernel benchmarks (release): `cargo bench -p samplemix-udfs --bench kernels -- WHAT [ARGS]`.
 //!
 //! WHAT is one of
-//! - `text CORPUS.parquet [N]`: token_count, quality_score and embed MB/s on one core (first N docs);
+//! - `text CORPUS.parquet [N]`: token_count, quality_score, embed and minhash MB/s on one core
+//!   (first N docs);
 //! - `assign DIR`: nearest-centroid assignment of 1M × 256 f32 to k = 256 (ours on 1 and 2
 //!   threads, linfa `predict` on the first 100k rows), the machine's sgemm peak, and writes the
 //!   data to DIR for the faiss comparison;
@@ -142,6 +143,13 @@ fn main() {
             throughput("embed", &docs, |t| {
                 samplemix_udfs::kernels::embed_into(t, &mut v);
                 f64::from(v[0])
+            });
+            // minhash with datatrove's default setting: 112 hashes (14 bands x 8), 5-word shingles.
+            let mut hasher = samplemix_udfs::kernels::MinHasher::new(112, 5, 0);
+            let mut sig = vec![0u32; 112];
+            throughput("minhash", &docs, |t| {
+                hasher.signature_into(t, &mut sig);
+                f64::from(sig[0] % 1000)
             });
         }
         Some("assign") => {

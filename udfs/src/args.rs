@@ -201,6 +201,27 @@ pub(crate) fn literal_string(
     }
 }
 
+/// A constant integer argument of a scalar function, as planning sees it
+/// (`ReturnFieldArgs::scalar_arguments`): an error naming the argument when it is not an
+/// integer literal or is NULL.
+pub(crate) fn scalar_i64(
+    value: Option<&ScalarValue>,
+    function: &str,
+    argument: &str,
+) -> Result<i64> {
+    match value {
+        None => plan_err!("{function}: argument '{argument}' must be a constant integer literal"),
+        Some(v) if v.is_null() => plan_err!("{function}: argument '{argument}' must not be NULL"),
+        Some(v) => match v.cast_to(&DataType::Int64) {
+            Ok(ScalarValue::Int64(Some(i))) if v.data_type().is_integer() => Ok(i),
+            _ => plan_err!(
+                "{function}: argument '{argument}' must be an integer, got {}",
+                v.data_type()
+            ),
+        },
+    }
+}
+
 /// The scalar string behind a runtime argument that planning already checked is a literal.
 pub(crate) fn scalar_string(
     value: &ColumnarValue,

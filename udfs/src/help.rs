@@ -27,6 +27,11 @@ const TABLE_FUNCTIONS: &[(&str, &str, &str)] = &[
         "SampleMix weights and counts: per row of scored (id, quality, cluster, distance, tokens) returns id, quality_norm, diversity, diversity_norm, weight = alpha*diversity_norm + (1-alpha)*quality_norm, expected_count (softmax over weight/tau scaled to the budget: mode 'tokens' (default: sum of expected_count*tokens = budget_tokens) or 'documents' (the paper's document count N*budget/T_src)) and count (stochastic rounding seeded by seed). separation is 'mean' (default) or 'min'. options: 'rounding=independent|systematic, max_copies=M, min_cluster_size=S' (a capped column is added with max_copies). Outputs are bit-identical for any partitioning.",
     ),
     (
+        "near_duplicates",
+        "near_duplicates(table, id_column, text_column [, threshold [, num_hashes [, bands]]])",
+        "Near-duplicate groups by MinHash LSH: one row per row of table with id (the input id's type), group_id (the smallest id of its group) and keep (true for exactly one row per group, id = group_id). Groups are connected components of candidate pairs (any of bands LSH bands of minhash(text, num_hashes) agree) whose estimated Jaccard similarity of 5-word shingles is at least threshold (default 0.8; num_hashes 112; bands chosen from the threshold, 14 for 0.8). Exact duplicates always share a group; NULL texts and NULL ids are never grouped. table is a registered table, a Parquet path or a URL.",
+    ),
+    (
         "samplemix_help",
         "samplemix_help()",
         "This list: every samplemix SQL function with its kind, syntax and description.",

@@ -19,6 +19,8 @@
 //! - [`kernels`]: the pure algorithms (hashes, tokens, quality, embedding, k-means, weights)
 //!   for benchmarks and Rust callers that do not need SQL.
 //!
+//! Near-duplicate removal (`minhash`, `near_duplicates`) runs before the paper's steps.
+//!
 //! Inside, each paper step is a pure function in its own module and the SQL function that
 //! exposes it is a thin `udf.rs` beside it (see `docs/METHOD.md` for the method and which
 //! function implements which formula). Data flows one way: text -> tokens / signals -> score,
@@ -35,6 +37,7 @@ use datafusion::prelude::SessionContext;
 
 mod args;
 mod cluster;
+mod dedup;
 mod embed;
 mod error;
 mod hash;
@@ -43,6 +46,7 @@ mod io;
 mod mix;
 mod quality;
 mod tokens;
+mod words;
 
 pub use error::Error;
 
@@ -50,6 +54,8 @@ pub use error::Error;
 pub mod functions {
     pub use crate::cluster::udf::{diversity_cluster_udf, CentroidSource};
     pub use crate::cluster::udtf::{FitEvent, FitProgress, KmeansFit};
+    pub use crate::dedup::udf::{minhash_bands_udf, minhash_similarity_udf, minhash_udf};
+    pub use crate::dedup::udtf::NearDuplicates;
     pub use crate::embed::udf::embed_udf;
     pub use crate::help::SamplemixHelp;
     pub use crate::mix::udaf::exact_sum_udaf;
@@ -67,6 +73,10 @@ pub mod kernels {
     };
     pub use crate::cluster::metric::Metric;
     pub use crate::cluster::sample::{row_hash, BottomK};
+    pub use crate::dedup::minhash::{
+        band_keys, candidate_probability, default_bands, similarity as minhash_similarity,
+        MinHasher,
+    };
     pub use crate::embed::hashed::{embed, embed_into, DEFAULT_DIM, MAX_DIM};
     pub use crate::hash::{fnv1a64, splitmix64, uniform, unit_interval};
     pub use crate::mix::weights::{
@@ -95,6 +105,9 @@ pub fn all_udfs() -> Vec<Arc<ScalarUDF>> {
         functions::quality_score_udf(),
         functions::quality_signals_udf(),
         functions::embed_udf(),
+        functions::minhash_udf(),
+        functions::minhash_similarity_udf(),
+        functions::minhash_bands_udf(),
         functions::uniform_udf(),
         functions::distance_udf(),
         functions::assert_udf(),
@@ -109,7 +122,8 @@ pub fn all_udafs() -> Vec<Arc<AggregateUDF>> {
     vec![functions::exact_sum_udaf()]
 }
 
-/// Every table function samplemix adds: `kmeans_fit`, `samplemix_weights`, `samplemix_help`.
+/// Every table function samplemix adds: `kmeans_fit`, `samplemix_weights`, `near_duplicates`,
+/// `samplemix_help`.
 pub fn all_udtfs() -> Vec<Arc<TableFunction>> {
     vec![
         Arc::new(TableFunction::new(
@@ -119,6 +133,10 @@ pub fn all_udtfs() -> Vec<Arc<TableFunction>> {
         Arc::new(TableFunction::new(
             "samplemix_weights".to_string(),
             Arc::new(functions::SamplemixWeights),
+        )),
+        Arc::new(TableFunction::new(
+            "near_duplicates".to_string(),
+            Arc::new(functions::NearDuplicates),
         )),
         Arc::new(TableFunction::new(
             "samplemix_help".to_string(),

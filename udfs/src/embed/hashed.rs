@@ -6,8 +6,8 @@
 //! of `dim` coordinates and a sign: this is the "hashing trick", i.e. a sparse signed random
 //! projection of the bag of n-grams. Coordinates then get sublinear weights
 //! `sign(v)·ln(1 + |v|)` so that one frequent word does not dominate, and the vector is
-//! L2-normalised. Words are runs of alphanumeric characters; CJK ideographs and kana count as
-//! one word each (those scripts do not separate words with spaces).
+//! L2-normalised. Words are those of [`crate::words`]: lower-cased alphanumeric runs, CJK
+//! ideographs and kana one word each.
 //!
 //! Text with no word at all (empty, only punctuation or whitespace) embeds to the constant
 //! unit vector (1/√dim, ..., 1/√dim), so such documents share one point instead of NaN.
@@ -20,21 +20,8 @@ pub const MAX_DIM: usize = 8192;
 
 const SEED: u64 = 0x5A4D_504C_454D_4958; // "ZMPLEMIX"
 
-#[inline]
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0100_0000_01b3;
-
-fn is_cjk(c: char) -> bool {
-    matches!(c as u32,
-        0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
-}
+use crate::hash::splitmix64;
+use crate::words::for_each_word;
 
 #[inline]
 fn add_feature(out: &mut [f32], h: u64) {
@@ -57,41 +44,7 @@ pub fn embed_into(text: &str, out: &mut [f32]) {
         *prev = Some(word);
         words += 1;
     };
-    let mut h = FNV_OFFSET;
-    let mut in_word = false;
-    for c in text.chars() {
-        if is_cjk(c) {
-            if in_word {
-                emit(h, out, &mut prev);
-                in_word = false;
-            }
-            let mut hc = FNV_OFFSET;
-            let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                hc = (hc ^ u64::from(b)).wrapping_mul(FNV_PRIME);
-            }
-            emit(hc, out, &mut prev);
-        } else if c.is_alphanumeric() {
-            in_word = true;
-            if c.is_ascii() {
-                h = (h ^ u64::from(c.to_ascii_lowercase() as u8)).wrapping_mul(FNV_PRIME);
-            } else {
-                for lc in c.to_lowercase() {
-                    let mut buf = [0u8; 4];
-                    for b in lc.encode_utf8(&mut buf).bytes() {
-                        h = (h ^ u64::from(b)).wrapping_mul(FNV_PRIME);
-                    }
-                }
-            }
-        } else if in_word {
-            emit(h, out, &mut prev);
-            h = FNV_OFFSET;
-            in_word = false;
-        }
-    }
-    if in_word {
-        emit(h, out, &mut prev);
-    }
+    for_each_word(text, |h| emit(h, out, &mut prev));
     if words == 0 {
         out.fill(1.0 / (out.len() as f32).sqrt());
         return;

@@ -13,7 +13,9 @@ use datafusion::logical_expr::{
 };
 
 use super::hashed::{embed_into, DEFAULT_DIM, MAX_DIM};
-use crate::args::{check_arity, check_text, map_text_arg, pass_through, signature, udf_singleton};
+use crate::args::{
+    check_arity, check_text, map_text_arg, pass_through, scalar_i64, signature, udf_singleton,
+};
 
 const NAME: &str = "embed";
 
@@ -49,19 +51,7 @@ pub fn item_field() -> FieldRef {
 }
 
 fn dim_of(value: Option<&ScalarValue>) -> Result<usize> {
-    let dim = match value {
-        None => return plan_err!("{NAME}: argument 'dim' must be a constant integer literal"),
-        Some(v) if v.is_null() => return plan_err!("{NAME}: argument 'dim' must not be NULL"),
-        Some(v) => match v.cast_to(&DataType::Int64) {
-            Ok(ScalarValue::Int64(Some(d))) if v.data_type().is_integer() => d,
-            _ => {
-                return plan_err!(
-                    "{NAME}: argument 'dim' must be an integer, got {}",
-                    v.data_type()
-                )
-            }
-        },
-    };
+    let dim = scalar_i64(value, NAME, "dim")?;
     if dim < 1 || dim > MAX_DIM as i64 {
         return plan_err!("{NAME}: argument 'dim' must be between 1 and {MAX_DIM}, got {dim}");
     }
