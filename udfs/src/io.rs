@@ -3,6 +3,7 @@
 //! files for table").
 
 use datafusion::common::{exec_datafusion_err, plan_err};
+use datafusion::dataframe::DataFrame;
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::error::Result;
 use datafusion::object_store::ObjectStoreExt;
@@ -47,4 +48,43 @@ pub(crate) async fn check_location(
         ),
         Some(Err(e)) => plan_err!("{function}: argument '{argument}': cannot list '{location}': {e}"),
     }
+}
+
+/// Open a table argument of a table function: a registered name, or a path/URL that must hold
+/// files; errors name the function, the argument and the table.
+pub(crate) async fn open_table(
+    ctx: &SessionContext,
+    table: &str,
+    function: &str,
+    argument: &str,
+) -> Result<DataFrame> {
+    if is_location(table) {
+        check_location(ctx, table, function, argument).await?;
+    }
+    ctx.table(table).await.map_err(|e| {
+        datafusion::common::plan_datafusion_err!(
+            "{function}: argument '{argument}': cannot read '{table}': {}",
+            e.strip_backtrace()
+        )
+    })
+}
+
+/// The error for a column `table` does not have, listing the columns it has.
+pub(crate) fn no_such_column(
+    df: &DataFrame,
+    table: &str,
+    column: &str,
+    function: &str,
+    argument: &str,
+) -> datafusion::error::DataFusionError {
+    let names: Vec<&str> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    datafusion::common::plan_datafusion_err!(
+        "{function}: argument '{argument}': table '{table}' has no column '{column}' (columns: {})",
+        names.join(", ")
+    )
 }

@@ -28,7 +28,7 @@ use super::sample::BottomK;
 use super::vectors::{check_finite, check_type, vectors};
 use crate::args::{block_on_helper, choice_arg, literal_i64, literal_str, table_name};
 use crate::embed::udf::item_field;
-use crate::io::{check_location, is_location};
+use crate::io::{no_such_column, open_table};
 
 const NAME: &str = "kmeans_fit";
 
@@ -149,29 +149,9 @@ fn reserve(reservation: &mut MemoryReservation, bytes: usize, p: &Params) -> Res
 /// Stream the column once, keeping the bottom-k sample; its memory is taken from the session's
 /// pool as it grows.
 async fn sample(ctx: &SessionContext, p: &Params) -> Result<(BottomK, MemoryReservation)> {
-    if is_location(&p.table) {
-        check_location(ctx, &p.table, NAME, "table").await?;
-    }
-    let df = ctx.table(p.table.as_str()).await.map_err(|e| {
-        plan_datafusion_err!(
-            "{NAME}: argument 'table': cannot read '{}': {}",
-            p.table,
-            e.strip_backtrace()
-        )
-    })?;
+    let df = open_table(ctx, &p.table, NAME, "table").await?;
     let Ok(field) = df.schema().field_with_unqualified_name(&p.column) else {
-        let names: Vec<&str> = df
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
-        return plan_err!(
-            "{NAME}: argument 'column': table '{}' has no column '{}' (columns: {})",
-            p.table,
-            p.column,
-            names.join(", ")
-        );
+        return Err(no_such_column(&df, &p.table, &p.column, NAME, "column"));
     };
     check_type(field.data_type(), NAME, "column")?;
     let mut reservation =

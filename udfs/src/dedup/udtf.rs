@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{plan_datafusion_err, plan_err, JoinType, ScalarValue};
+use datafusion::common::{plan_err, JoinType, ScalarValue};
 use datafusion::datasource::ViewTable;
 use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
@@ -33,7 +33,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use super::minhash::{default_bands, DEFAULT_NUM_HASHES, MAX_NUM_HASHES};
 use super::udf::{check_bands, minhash_bands_udf, minhash_similarity_udf, minhash_udf};
 use crate::args::{block_on_helper, is_string, literal_f64, literal_i64, literal_str, table_name};
-use crate::io::{check_location, is_location};
+use crate::io::{no_such_column, open_table};
 
 const NAME: &str = "near_duplicates";
 
@@ -99,31 +99,10 @@ fn parse(exprs: &[Expr]) -> Result<Params> {
 
 /// Open `table` and check its two columns.
 async fn open(ctx: &SessionContext, p: &Params) -> Result<DataFrame> {
-    if is_location(&p.table) {
-        check_location(ctx, &p.table, NAME, "table").await?;
-    }
-    let df = ctx.table(p.table.as_str()).await.map_err(|e| {
-        plan_datafusion_err!(
-            "{NAME}: argument 'table': cannot read '{}': {}",
-            p.table,
-            e.strip_backtrace()
-        )
-    })?;
-    let names = || {
-        df.schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let df = open_table(ctx, &p.table, NAME, "table").await?;
     for (argument, column) in [("id_column", &p.id), ("text_column", &p.text)] {
         let Ok(field) = df.schema().field_with_unqualified_name(column) else {
-            return plan_err!(
-                "{NAME}: argument '{argument}': table '{}' has no column '{column}' (columns: {})",
-                p.table,
-                names()
-            );
+            return Err(no_such_column(&df, &p.table, column, NAME, argument));
         };
         if argument == "text_column" && !is_string(field.data_type()) {
             return plan_err!(
