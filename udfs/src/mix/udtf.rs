@@ -3,16 +3,18 @@
 //! operators (a `ViewTable` over a `LogicalPlan`), so it streams, runs in parallel, respects
 //! the memory pool and serialises like any plan.
 //!
-//! With the default options the plan reads `scored` three times and never sorts or windows it
-//! (`rounding=systematic` adds one window over all rows; `max_copies` replaces the softmax
-//! pass by a few aggregates run while planning, see [`water_fill`]):
+//! With the default options `scored` is read three times, twice while planning:
 //! 1. per-cluster aggregate: rows, tokens, Σ distance (→ compactness), min/max quality;
 //!    joined with the centroids' separation; global statistics (N, T_src, min/max quality,
 //!    min/max diversity, max weight) are window functions over those k rows only (the
-//!    largest weight is the largest per-cluster α·d_norm + (1−α)·q_norm(max quality));
-//! 2. Z = Σ exp((w − w_max)/τ) (and Σ exp(...)·tokens for 'tokens' mode) as an exact,
-//!    order-independent sum;
-//! 3. the output projection.
+//!    largest weight is the largest per-cluster α·d_norm + (1−α)·q_norm(max quality)). This
+//!    k-row table is computed while planning and enters the plan as a `VALUES` list, so later
+//!    passes join k literal rows (a broadcast) instead of re-aggregating `scored`;
+//! 2. Z = Σ exp((w − w_max)/τ) (Σ exp(...)·tokens in 'tokens' mode) as an exact,
+//!    order-independent sum, also while planning; it enters the plan as a literal;
+//! 3. the output projection: the only pass the returned plan makes.
+//! `rounding=systematic` adds one window over all rows; `max_copies` replaces pass 2 by the few
+//! aggregates of [`water_fill`].
 //!
 //! Every float sum uses `samplemix_exact_sum`, so outputs are bit-identical for any
 //! partitioning, thread count or input order.
@@ -422,14 +424,20 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
         ))
     };
     let separation = separation_plan(&|| scan(&cent_ref, &centroids), p)?;
-    let rows = || scored_rows(scan(&scored_ref, &scored)?);
-    let clusters = cluster_table(rows()?, separation, p)?;
+    let rows = |with_checks: bool| scored_rows(scan(&scored_ref, &scored)?, with_checks);
+    // The k-row cluster table is computed now and travels as literals: every later pass joins
+    // a small VALUES list instead of re-running the per-cluster aggregate over `scored`.
+    let clusters = materialise(state, cluster_table(rows(true)?, separation, p)?)?;
     // The small side first: it is the build side of the hash join.
     let weighted = || -> Result<DataFrame> {
         with_weights(
-            clusters
-                .clone()
-                .join(rows()?, JoinType::Inner, &[K_CLUSTER], &[CLUSTER], None)?,
+            clusters.clone().join(
+                rows(false)?,
+                JoinType::Inner,
+                &[K_CLUSTER],
+                &[CLUSTER],
+                None,
+            )?,
             p,
         )
     };
@@ -437,23 +445,36 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
     output(rows_out, expected, capped, p)
 }
 
-/// Stage 2: the scored rows, typed and checked: `id`, [`QUALITY`], [`CLUSTER`], [`DISTANCE`],
-/// [`TOKENS`].
-fn scored_rows(scan: DataFrame) -> Result<DataFrame> {
+/// Stage 2: the scored rows, typed: `id`, [`QUALITY`], [`CLUSTER`], [`DISTANCE`], [`TOKENS`].
+/// `with_checks` adds the checks of the value columns (finite quality, known cluster, ...); the
+/// first pass, which runs while planning and reads every row, has them, the later passes need not.
+fn scored_rows(scan: DataFrame, with_checks: bool) -> Result<DataFrame> {
     let assert = assert_udf();
+    // The id check stays in every pass: a pass that does not read `id` drops it, so the first
+    // pass (a per-cluster aggregate) never runs it and the output pass must.
+    let id = call(
+        &assert,
+        vec![
+            col("id"),
+            col("id").is_not_null(),
+            lit(format!(
+                "{NAME}: column 'id' of 'scored' has NULL values (every row needs an id: it seeds the rounding)"
+            )),
+            lit("NULL"),
+        ],
+    )
+    .alias("id");
+    if !with_checks {
+        return scan.select(vec![
+            id,
+            cast(col("quality"), DataType::Float64).alias(QUALITY),
+            cast(col("cluster"), DataType::Int64).alias(CLUSTER),
+            cast(col("distance"), DataType::Float64).alias(DISTANCE),
+            cast(col("tokens"), DataType::Int64).alias(TOKENS),
+        ]);
+    }
     scan.select(vec![
-        call(
-            &assert,
-            vec![
-                col("id"),
-                col("id").is_not_null(),
-                lit(format!(
-                    "{NAME}: column 'id' of 'scored' has NULL values (every row needs an id: it seeds the rounding)"
-                )),
-                lit("NULL"),
-            ],
-        )
-        .alias("id"),
+        id,
         checked(&assert, "quality", DataType::Float64),
         checked(&assert, "cluster", DataType::Int64),
         checked(&assert, "distance", DataType::Float64),
@@ -588,28 +609,25 @@ fn expected_counts(
     let exact = exact_sum_udaf();
     let (rows, expected, capped) = match p.options.max_copies {
         None => {
-            let z = weighted()?.aggregate(
-                vec![],
-                vec![
-                    exact.call(vec![col(NUMERATOR)]).alias("__gz"),
-                    exact
-                        .call(vec![col(NUMERATOR) * f64c(col(TOKENS))])
-                        .alias("__gzt"),
-                ],
-            )?;
+            // The softmax denominators, summed exactly while planning (one pass); the output
+            // pass then divides by literals.
+            // Only the mode's own sum: the other may not be summable (huge token counts).
+            let numerator = match p.mode {
+                Mode::Documents => col(NUMERATOR),
+                Mode::Tokens => col(NUMERATOR) * f64c(col(TOKENS)),
+            };
+            let z = query(
+                weighted()?.aggregate(vec![], vec![exact.call(vec![numerator]).alias("__z")])?,
+            )?[0];
             let expected = match p.mode {
                 Mode::Documents => {
                     doc_target(f64c(col(G_ROWS)) * lit(p.budget) / f64c(col(G_TOKENS)), p)
                         * col(NUMERATOR)
-                        / col("__gz")
+                        / lit(z)
                 }
-                Mode::Tokens => lit(p.budget) * col(NUMERATOR) / col("__gzt"),
+                Mode::Tokens => lit(p.budget) * col(NUMERATOR) / lit(z),
             };
-            (
-                z.join(weighted()?, JoinType::Inner, &[], &[], None)?,
-                expected,
-                None,
-            )
+            (weighted()?, expected, None)
         }
         Some(cap) => {
             let lambda = water_fill(&weighted()?, p, cap as f64, &exact)?;
@@ -803,6 +821,37 @@ fn water_fill(
 }
 
 /// Run a one-row aggregate while planning and return its values as f64 (NULL → 0).
+/// Run a small plan now and return it as a `VALUES` plan with the same column names and types
+/// (an empty result becomes the original plan filtered to nothing: `VALUES` needs a row).
+fn materialise(state: &SessionState, df: DataFrame) -> Result<DataFrame> {
+    let schema = df.schema().clone();
+    let original = df.clone();
+    let batches = block_on_helper(NAME, async move { df.collect().await })?;
+    let mut rows: Vec<Vec<Expr>> = Vec::new();
+    for batch in &batches {
+        for i in 0..batch.num_rows() {
+            rows.push(
+                batch
+                    .columns()
+                    .iter()
+                    .map(|c| ScalarValue::try_from_array(c, i).map(lit))
+                    .collect::<Result<_>>()?,
+            );
+        }
+    }
+    if rows.is_empty() {
+        return original.filter(lit(false));
+    }
+    let names: Vec<Expr> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| col(format!("column{}", i + 1)).alias(f.name()))
+        .collect();
+    let plan = LogicalPlanBuilder::values(rows)?.project(names)?.build()?;
+    Ok(DataFrame::new(state.clone(), plan))
+}
+
 fn query(df: DataFrame) -> Result<Vec<f64>> {
     let batches = block_on_helper(NAME, async move { df.collect().await })?;
     let mut out = Vec::new();
