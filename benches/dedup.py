@@ -4,7 +4,7 @@ Input: the shared corpus plus generated near-duplicates (edited copies of every 
 words deleted or swapped, case and whitespace changed, a boilerplate line added, the end cut),
 written once to DIR/dedup_input.parquet (id, text). Then, each in its own process:
   1. datatrove signatures: MinhashDedupSignature (MinhashConfig: 5-gram words, 14 buckets x 8
-     hashes = 112, 64-bit hashes) on one task, MB/s per core (the figure next to ours comes
+     hashes = 112, 64-bit xxhash, its defaults) on one task, MB/s per core (the figure next to ours comes
      from `cargo bench -p samplemix-udfs --bench kernels -- text`, "minhash");
   2. datatrove end to end: signatures, buckets, cluster, filter stages (LocalPipelineExecutor,
      1 worker), wall time, and the ids it removes;
@@ -14,7 +14,8 @@ and prints the agreement of the two removed sets.
 
 Usage: python3 benches/dedup.py [--corpus ../shared/data/corpus.parquet] [--dir /tmp/samplemix-bench]
        [--bin target/release/samplemix]
-Needs: pip install 'datatrove==0.10.1' pyarrow
+Needs: pip install "datatrove==0.10.1" tokenizers "xxhash<4" spacy pyarrow  (xxhash 4 refuses the str
+datatrove 0.10.1 passes it)
 """
 import argparse
 import glob

@@ -5,7 +5,7 @@
 //!
 //! With the default options `scored` is read three times, twice while planning:
 //! 1. per-cluster aggregate: rows, tokens, Σ distance (→ compactness), min/max quality;
-//!    joined with the centroids' separation; global statistics (N, T_src, min/max quality,
+//!    joined with the centroids' separation (computed from the k centroids while planning); global statistics (N, T_src, min/max quality,
 //!    min/max diversity, max weight) are window functions over those k rows only (the
 //!    largest weight is the largest per-cluster α·d_norm + (1−α)·q_norm(max quality)). This
 //!    k-row table is computed while planning and enters the plan as a `VALUES` list, so later
@@ -13,6 +13,7 @@
 //! 2. Z = Σ exp((w − w_max)/τ) (Σ exp(...)·tokens in 'tokens' mode) as an exact,
 //!    order-independent sum, also while planning; it enters the plan as a literal;
 //! 3. the output projection: the only pass the returned plan makes.
+//!
 //! `rounding=systematic` adds one window over all rows; `max_copies` replaces pass 2 by the few
 //! aggregates of [`water_fill`].
 //!
@@ -44,12 +45,13 @@ use datafusion::logical_expr::{
 use futures::FutureExt;
 
 use super::udaf::exact_sum_udaf;
-use super::udf::{assert_udf, distance_udf, uniform_udf};
-use super::weights::{Mode, Separation, SYSTEMATIC_UNIT};
+use super::udf::{assert_udf, uniform_udf};
+use super::weights::{separation, Mode, Separation, SYSTEMATIC_UNIT};
 use crate::args::{
     block_on_helper, choice_arg, choice_of, choice_traits, literal_f64, literal_i64, literal_str,
     table_name, Choice,
 };
+use crate::cluster::assign::Centroids;
 use crate::cluster::centroids::read_centroids;
 use crate::cluster::vectors::check_type;
 use crate::hash::uniform;
@@ -290,7 +292,7 @@ fn validate_centroids(
     reference: &TableReference,
     provider: &Arc<dyn TableProvider>,
     name: &str,
-) -> Result<()> {
+) -> Result<Centroids> {
     let df = DataFrame::new(
         state.clone(),
         LogicalPlanBuilder::scan(
@@ -301,7 +303,7 @@ fn validate_centroids(
         .build()?,
     );
     let batches = block_on_helper(NAME, async move { df.collect().await })?;
-    read_centroids(NAME, name, &batches).map(|_| ())
+    read_centroids(NAME, name, &batches)
 }
 
 /// Stage 0: the columns `scored` and `centroids` must have, with their types.
@@ -354,38 +356,24 @@ fn check_schemas(
 }
 
 /// Stage 1: `__c_cl` (every centroid's cluster id) and `__sep`, its separation from the
-/// other centroids (mean or min of `samplemix_distance`; 0 with a single centroid): a k × k
-/// self-join of the (small) centroids table.
-fn separation_plan(centroids: &dyn Fn() -> Result<DataFrame>, p: &Params) -> Result<DataFrame> {
-    let (distance, exact) = (distance_udf(), exact_sum_udaf());
-    let a = centroids()?.select(vec![
-        cast(col("cluster"), DataType::Int64).alias("__a_cl"),
-        col("centroid").alias("__a_v"),
-        col("metric").alias("__a_m"),
-    ])?;
-    let b = centroids()?.select(vec![
-        cast(col("cluster"), DataType::Int64).alias("__b_cl"),
-        col("centroid").alias("__b_v"),
-    ])?;
-    let pair_distance = call(&distance, vec![col("__a_v"), col("__b_v"), col("__a_m")]);
-    let sep_agg = match p.separation {
-        Separation::Mean => exact.call(vec![pair_distance]) / f64c(count(lit(1))),
-        Separation::Min => min(pair_distance),
-    };
-    let sep = a
-        .join_on(
-            b,
-            JoinType::Inner,
-            vec![col("__a_cl").not_eq(col("__b_cl"))],
-        )?
-        .aggregate(vec![col("__a_cl")], vec![sep_agg.alias("__sep")])?;
-    centroids()?
-        .select(vec![cast(col("cluster"), DataType::Int64).alias("__c_cl")])?
-        .join(sep, JoinType::Left, &["__c_cl"], &["__a_cl"], None)?
-        .select(vec![
-            col("__c_cl"),
-            coalesce(vec![col("__sep"), lit(0.0)]).alias("__sep"),
-        ])
+/// other centroids (mean or min of `samplemix_distance`; 0 with a single centroid), computed
+/// here from the k centroids already read for validation ([`separation`], the same f64
+/// distances and exact sum the SQL form uses) and entered as a `VALUES` list: a k × k join in
+/// the plan took longer than a pass over ten million scored rows.
+fn separation_plan(state: &SessionState, centroids: &Centroids, p: &Params) -> Result<DataFrame> {
+    let rows: Vec<Vec<Expr>> = centroids
+        .ids()
+        .iter()
+        .zip(separation(centroids, p.separation))
+        .map(|(id, sep)| vec![lit(i64::from(*id)), lit(sep)])
+        .collect();
+    let plan = LogicalPlanBuilder::values(rows)?
+        .project(vec![
+            col("column1").alias("__c_cl"),
+            col("column2").alias("__sep"),
+        ])?
+        .build()?;
+    Ok(DataFrame::new(state.clone(), plan))
 }
 
 /// Columns that cross stage boundaries. The scored rows (stage 2): `id` and these four.
@@ -415,7 +403,7 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
     let (scored_ref, scored) = resolve(state, &p.scored, "scored")?;
     let (cent_ref, centroids) = resolve(state, &p.centroids, "centroids")?;
     check_schemas(&scored, &centroids, p)?;
-    validate_centroids(state, &cent_ref, &centroids, &p.centroids)?;
+    let fitted = validate_centroids(state, &cent_ref, &centroids, &p.centroids)?;
     let scan = |r: &TableReference, t: &Arc<dyn TableProvider>| -> Result<DataFrame> {
         Ok(DataFrame::new(
             state.clone(),
@@ -423,7 +411,7 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
                 .build()?,
         ))
     };
-    let separation = separation_plan(&|| scan(&cent_ref, &centroids), p)?;
+    let separation = separation_plan(state, &fitted, p)?;
     let rows = |with_checks: bool| scored_rows(scan(&scored_ref, &scored)?, with_checks);
     // The k-row cluster table is computed now and travels as literals: every later pass joins
     // a small VALUES list instead of re-running the per-cluster aggregate over `scored`.
