@@ -62,7 +62,7 @@ setup = [
     "-c", f"CREATE EXTERNAL TABLE scored STORED AS PARQUET LOCATION '{scored}'",
     "-c", f"CREATE EXTERNAL TABLE centroids STORED AS PARQUET LOCATION '{cents}'",
 ]
-weights_sql = "SELECT sum(count) AS copies, sum(expected_count) AS expected FROM samplemix_weights(scored, centroids, 0.8, 0.2, 1e10, 0)"
+weights_sql = "SELECT sum(count) AS copies, sum(expected_count) AS expected FROM samplemix_weights(scored, centroids, 0.8, 0.2, 1e10, 0, 'documents')"
 sm = timed([args.bin, "-q", "--format", "csv"] + setup + ["-c", weights_sql], env)
 scan = timed([args.bin, "-q", "--format", "csv"] + setup + ["-c", "SELECT count(*), sum(a), sum(n) FROM (SELECT cluster, avg(distance) AS a, count(*) AS n FROM scored GROUP BY cluster)"], env)
 

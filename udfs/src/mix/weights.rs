@@ -6,7 +6,7 @@
 
 use crate::args::{choice_traits, Choice};
 use crate::cluster::assign::Centroids;
-use crate::cluster::metric::distance_f64;
+use crate::cluster::metric::{cosine_prepared, distance_f64, CosinePrepared, Metric};
 use crate::Error;
 
 /// How expected counts are scaled to the budget.
@@ -52,28 +52,48 @@ pub fn integer_count(expected: f64, u: f64) -> i64 {
 /// formula); 0 with a single centroid.
 pub fn separation(centroids: &Centroids, mode: Separation) -> Vec<f64> {
     let k = centroids.k();
+    if k < 2 {
+        return vec![0.0; k];
+    }
     let rows: Vec<Vec<f64>> = (0..k)
         .map(|j| centroids.row(j).iter().map(|v| f64::from(*v)).collect())
         .collect();
-    (0..k)
-        .map(|i| {
-            if k < 2 {
-                return 0.0;
-            }
-            let distances = (0..k)
-                .filter(|j| *j != i)
-                .map(|j| distance_f64(centroids.metric(), &rows[i], &rows[j]));
+    let prepared: Vec<CosinePrepared> = match centroids.metric() {
+        Metric::Cosine => rows.iter().map(|r| CosinePrepared::new(r)).collect(),
+        Metric::L2 => Vec::new(),
+    };
+    let distance = |i: usize, j: usize| match centroids.metric() {
+        Metric::Cosine => cosine_prepared(&prepared[i], &prepared[j]),
+        Metric::L2 => distance_f64(Metric::L2, &rows[i], &rows[j]),
+    };
+    // The distance is symmetric bit for bit (products commute, sums run in index order), so
+    // each pair is computed once and counted for both ends; exact sums and minima do not
+    // depend on the order they see the values in.
+    let mut sums = vec![ExactSum::default(); k];
+    let mut mins = vec![f64::INFINITY; k];
+    for i in 0..k {
+        for j in i + 1..k {
+            let d = distance(i, j);
             match mode {
                 Separation::Mean => {
-                    let mut sum = ExactSum::default();
                     // Distances between finite f32 vectors are finite and far below 4.6e18.
-                    distances.for_each(|d| sum.add(d).unwrap_or_default());
-                    sum.value() / (k - 1) as f64
+                    sums[i].add(d).unwrap_or_default();
+                    sums[j].add(d).unwrap_or_default();
                 }
-                Separation::Min => distances.fold(f64::INFINITY, f64::min),
+                Separation::Min => {
+                    mins[i] = mins[i].min(d);
+                    mins[j] = mins[j].min(d);
+                }
             }
-        })
-        .collect()
+        }
+    }
+    match mode {
+        Separation::Mean => sums
+            .into_iter()
+            .map(|s| s.value() / (k - 1) as f64)
+            .collect(),
+        Separation::Min => mins,
+    }
 }
 
 /// Fixed-point units per copy in systematic rounding (fractions are counted in 2^-32 steps).
@@ -141,6 +161,45 @@ mod tests {
         assert_eq!(integer_count(2.25, 0.2), 3);
         assert_eq!(integer_count(2.25, 0.25), 2);
         assert_eq!(integer_count(0.0, 0.0), 0);
+    }
+
+    #[test]
+    fn separation_equals_the_pairwise_formula_bit_for_bit() {
+        let mut state = 7u64;
+        let mut next = || {
+            state = crate::hash::splitmix64(state);
+            (crate::hash::unit_interval(state) as f32 - 0.5) * 1e3
+        };
+        let (k, dim) = (40, 24);
+        let mut values: Vec<f32> = (0..k * dim).map(|_| next()).collect();
+        values[..dim].fill(0.0); // a zero centroid: cosine distance 1 to everything
+        for metric in [Metric::Cosine, Metric::L2] {
+            let c = Centroids::new(values.clone(), dim, metric, (0..k as i32).collect()).unwrap();
+            let rows: Vec<Vec<f64>> = (0..k)
+                .map(|j| c.row(j).iter().map(|v| f64::from(*v)).collect())
+                .collect();
+            let naive = |mode: Separation| -> Vec<u64> {
+                (0..k)
+                    .map(|i| {
+                        let d = (0..k)
+                            .filter(|j| *j != i)
+                            .map(|j| distance_f64(metric, &rows[i], &rows[j]));
+                        match mode {
+                            Separation::Mean => {
+                                let mut s = ExactSum::default();
+                                d.for_each(|x| s.add(x).unwrap());
+                                (s.value() / (k - 1) as f64).to_bits()
+                            }
+                            Separation::Min => d.fold(f64::INFINITY, f64::min).to_bits(),
+                        }
+                    })
+                    .collect()
+            };
+            for mode in [Separation::Mean, Separation::Min] {
+                let fast: Vec<u64> = separation(&c, mode).iter().map(|v| v.to_bits()).collect();
+                assert_eq!(fast, naive(mode), "{metric:?} {mode:?}");
+            }
+        }
     }
 
     #[test]
