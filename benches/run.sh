@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark figure of BENCHMARKS.md, ours and the peers', in one run (release build).
 # Usage: bash benches/run.sh [CORPUS.parquet]   (default ../shared/data/corpus.parquet)
-# Needs: pip install tiktoken 'datatrove==0.10.1' spacy faiss-cpu numpy duckdb pyarrow
+# Needs: pip install tiktoken "datatrove==0.10.1" tokenizers "xxhash<4" spacy faiss-cpu numpy duckdb pyarrow
 set -euo pipefail
 cd "$(dirname "$0")/.."
 corpus="${1:-../shared/data/corpus.parquet}"
@@ -40,3 +40,9 @@ python3 benches/weights.py --dir "$dir"
 
 echo "== quality_signals agreement with datatrove"
 python3 benches/quality_agreement.py --docs 2000
+
+echo "== near_duplicates vs datatrove MinHash dedup (shared corpus + generated near-duplicates)"
+python3 benches/dedup.py --corpus "$corpus" --dir "$dir" --bin "${CARGO_TARGET_DIR:-target}/release/samplemix"
+
+echo "== Ballista: 1 and 2 executors, --remote overhead (builds with --features ballista)"
+bash benches/ballista.sh "$corpus"
