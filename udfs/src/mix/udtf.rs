@@ -808,7 +808,6 @@ fn water_fill(
     Ok(lambda)
 }
 
-/// Run a one-row aggregate while planning and return its values as f64 (NULL → 0).
 /// Run a small plan now and return it as a `VALUES` plan with the same column names and types
 /// (an empty result becomes the original plan filtered to nothing: `VALUES` needs a row).
 fn materialise(state: &SessionState, df: DataFrame) -> Result<DataFrame> {
@@ -840,6 +839,7 @@ fn materialise(state: &SessionState, df: DataFrame) -> Result<DataFrame> {
     Ok(DataFrame::new(state.clone(), plan))
 }
 
+/// Run a one-row aggregate while planning and return its values as f64 (NULL → 0).
 fn query(df: DataFrame) -> Result<Vec<f64>> {
     let batches = block_on_helper(NAME, async move { df.collect().await })?;
     let mut out = Vec::new();
