@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::common::ScalarValue;
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::error::{DataFusionError, Result};
@@ -19,7 +18,7 @@ use datafusion::execution::context::SessionState;
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::dml::CopyTo;
-use datafusion::logical_expr::{col, lit, DdlStatement, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use datafusion_cli::cli_context::CliSessionContext;
 use datafusion_cli::object_storage::{get_s3_object_store_builder, AwsOptions};
@@ -266,32 +265,14 @@ impl SamplemixContext {
     /// A query answering `batches` (the small result of a COPY) as a VALUES plan: unlike an
     /// in-memory table it serialises, so a Ballista client can run it too.
     fn values(&self, batches: Vec<RecordBatch>) -> Result<DataFrame> {
-        let Some(schema) = batches.first().map(|b| b.schema()) else {
+        if batches.is_empty() {
             return self.ctx.read_empty();
-        };
-        let mut rows = Vec::new();
-        for batch in &batches {
-            for i in 0..batch.num_rows() {
-                rows.push(
-                    batch
-                        .columns()
-                        .iter()
-                        .map(|c| ScalarValue::try_from_array(c, i).map(lit))
-                        .collect::<Result<Vec<_>>>()?,
-                );
-            }
         }
-        if rows.is_empty() {
-            return self.ctx.read_batches(batches);
+        match samplemix_udfs::plans::batches_as_values(&batches)? {
+            Some(plan) => Ok(DataFrame::new(self.ctx.state(), plan)),
+            // Only a schema to answer with: no VALUES, and no rows to carry anyway.
+            None => self.ctx.read_batches(batches),
         }
-        let names = schema
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(i, f)| col(format!("column{}", i + 1)).alias(f.name()))
-            .collect::<Vec<_>>();
-        let plan = LogicalPlanBuilder::values(rows)?.project(names)?.build()?;
-        Ok(DataFrame::new(self.ctx.state(), plan))
     }
 }
 

@@ -11,8 +11,9 @@ use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::plan_err;
 use datafusion::datasource::ViewTable;
 use datafusion::error::Result;
-use datafusion::logical_expr::LogicalPlanBuilder;
-use datafusion::prelude::{col, lit};
+use datafusion::prelude::lit;
+
+use crate::plans::named_values;
 
 /// Table functions, which have no `Documentation` in DataFusion 55: (name, syntax, description).
 const TABLE_FUNCTIONS: &[(&str, &str, &str)] = &[
@@ -96,14 +97,7 @@ impl TableFunctionImpl for SamplemixHelp {
                 ]
             })
             .collect::<Vec<_>>();
-        let plan = LogicalPlanBuilder::values(values)?
-            .project(vec![
-                col("column1").alias("name"),
-                col("column2").alias("kind"),
-                col("column3").alias("syntax"),
-                col("column4").alias("description"),
-            ])?
-            .build()?;
+        let plan = named_values(values, &["name", "kind", "syntax", "description"])?;
         Ok(Arc::new(ViewTable::new(plan, None)))
     }
 }

@@ -44,6 +44,7 @@ mod hash;
 mod help;
 mod io;
 mod mix;
+pub mod plans;
 mod quality;
 mod tokens;
 mod words;

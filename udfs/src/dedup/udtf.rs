@@ -27,13 +27,14 @@ use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
 use datafusion::functions::expr_fn::coalesce;
 use datafusion::functions_window::expr_fn::first_value;
-use datafusion::logical_expr::{col, lit, Expr, ExprFunctionExt, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{col, lit, Expr, ExprFunctionExt, LogicalPlan};
 use datafusion::prelude::{DataFrame, SessionContext};
 
 use super::minhash::{default_bands, DEFAULT_NUM_HASHES, MAX_NUM_HASHES};
 use super::udf::{check_bands, minhash_bands_udf, minhash_similarity_udf, minhash_udf};
 use crate::args::{block_on_helper, is_string, literal_f64, literal_i64, literal_str, table_name};
 use crate::io::{no_such_column, open_table};
+use crate::plans::named_values;
 
 const NAME: &str = "near_duplicates";
 
@@ -237,13 +238,7 @@ fn output(
         .into_iter()
         .map(|(i, g)| vec![lit(i), lit(g)])
         .collect();
-    let values = LogicalPlanBuilder::values(rows)?
-        .project(vec![
-            col("column1").alias("__nd_id"),
-            col("column2").alias("__nd_group"),
-        ])?
-        .build()?;
-    let values = DataFrame::new(ctx.state(), values);
+    let values = DataFrame::new(ctx.state(), named_values(rows, &["__nd_id", "__nd_group"])?);
     df.join(values, JoinType::Left, &[p.id.as_str()], &["__nd_id"], None)?
         .select(vec![
             id.clone().alias("id"),
@@ -265,9 +260,10 @@ impl TableFunctionImpl for NearDuplicates {
         let state = state.clone();
         let plan = block_on_helper(NAME, async move {
             let ctx = SessionContext::new_with_state(state);
-            let pairs = verified_pairs(open(&ctx, &p).await?, &p).await?;
-            let groups = components(pairs);
-            output(&ctx, open(&ctx, &p).await?, groups, &p)
+            // One open (a listing, on S3 a request) serves both reads of the table.
+            let table = open(&ctx, &p).await?;
+            let groups = components(verified_pairs(table.clone(), &p).await?);
+            output(&ctx, table, groups, &p)
         })?;
         Ok(Arc::new(ViewTable::new(plan, None)))
     }

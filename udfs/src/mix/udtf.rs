@@ -55,6 +55,7 @@ use crate::cluster::assign::Centroids;
 use crate::cluster::centroids::read_centroids;
 use crate::cluster::vectors::check_type;
 use crate::hash::uniform;
+use crate::plans::{batches_as_values, named_values};
 
 const NAME: &str = "samplemix_weights";
 
@@ -367,12 +368,7 @@ fn separation_plan(state: &SessionState, centroids: &Centroids, p: &Params) -> R
         .zip(separation(centroids, p.separation))
         .map(|(id, sep)| vec![lit(i64::from(*id)), lit(sep)])
         .collect();
-    let plan = LogicalPlanBuilder::values(rows)?
-        .project(vec![
-            col("column1").alias("__c_cl"),
-            col("column2").alias("__sep"),
-        ])?
-        .build()?;
+    let plan = named_values(rows, &["__c_cl", "__sep"])?;
     Ok(DataFrame::new(state.clone(), plan))
 }
 
@@ -811,32 +807,12 @@ fn water_fill(
 /// Run a small plan now and return it as a `VALUES` plan with the same column names and types
 /// (an empty result becomes the original plan filtered to nothing: `VALUES` needs a row).
 fn materialise(state: &SessionState, df: DataFrame) -> Result<DataFrame> {
-    let schema = df.schema().clone();
     let original = df.clone();
     let batches = block_on_helper(NAME, async move { df.collect().await })?;
-    let mut rows: Vec<Vec<Expr>> = Vec::new();
-    for batch in &batches {
-        for i in 0..batch.num_rows() {
-            rows.push(
-                batch
-                    .columns()
-                    .iter()
-                    .map(|c| ScalarValue::try_from_array(c, i).map(lit))
-                    .collect::<Result<_>>()?,
-            );
-        }
+    match batches_as_values(&batches)? {
+        Some(plan) => Ok(DataFrame::new(state.clone(), plan)),
+        None => original.filter(lit(false)),
     }
-    if rows.is_empty() {
-        return original.filter(lit(false));
-    }
-    let names: Vec<Expr> = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .map(|(i, f)| col(format!("column{}", i + 1)).alias(f.name()))
-        .collect();
-    let plan = LogicalPlanBuilder::values(rows)?.project(names)?.build()?;
-    Ok(DataFrame::new(state.clone(), plan))
 }
 
 /// Run a one-row aggregate while planning and return its values as f64 (NULL → 0).
