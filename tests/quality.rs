@@ -132,6 +132,86 @@ async fn junk_ranks_below_real_prose() {
     assert!(score >= 0.95, "AUC {score}");
 }
 
+/// Boilerplate blocks of the kinds real pages wrap articles in (written for this test, not
+/// taken from the evaluation pages of benches/quality_web.py).
+const NAV_MENU: &str = "Home\nNews\nSport\nBusiness\nTechnology\nCulture\nSubscribe\nSign in";
+const SHARE_ROW: &str = "Share this article\nFacebook\nTwitter\nEmail\nCopy link";
+const RELATED: &str = "Related stories\nThe best budget laptops you can buy this year\nRead more\n\
+    Why the city council is rethinking its bus routes\nRead more\nFive recipes for a cold evening\nRead more";
+const NEWSLETTER: &str =
+    "Newsletter\nGet the best stories delivered to your inbox every morning.\nSubscribe now";
+const COOKIES: &str = "We use cookies to improve your experience. By using this site you accept \
+    our Cookie Policy.\nAccept all\nManage settings";
+const FOOTER: &str = "About us\nContact\nCareers\nAdvertise\nTerms of Use\nPrivacy Policy\n\
+    © 2024 Example Media Ltd. All rights reserved.";
+
+/// Each step wraps the previous page in more boilerplate.
+fn with_boilerplate(article: &str, level: usize) -> String {
+    let mut page = article.to_string();
+    if level >= 1 {
+        page = format!("{NAV_MENU}\n{page}");
+    }
+    if level >= 2 {
+        page = format!("{page}\n{SHARE_ROW}\n{RELATED}");
+    }
+    if level >= 3 {
+        page = format!("{page}\n{NEWSLETTER}\n{COOKIES}\n{FOOTER}");
+    }
+    page
+}
+
+#[tokio::test]
+async fn boilerplate_around_a_real_article_lowers_its_score() {
+    let ctx = context(1).await;
+    let docs = sql(
+        &ctx,
+        &["SELECT text FROM 'data/sample.parquet' WHERE domain <> 'GitHub' ORDER BY id"],
+    )
+    .await;
+    let texts = common::strings(&docs, "text");
+    assert!(texts.len() > 500, "{}", texts.len());
+    let score = samplemix_udfs::kernels::quality_score;
+    let (mut checked, mut fragments) = (0, 0);
+    for text in &texts {
+        // An "article" has the 50 words Gopher's length rule asks for. Below that (one-line
+        // abstracts of a dozen words) the words boilerplate brings can lift the length
+        // penalties more than the boilerplate costs: not what this property is about.
+        if samplemix_udfs::kernels::signals(text).words < 50 {
+            fragments += 1;
+            continue;
+        }
+        let scores: Vec<f64> = (0..=3).map(|level| score(&with_boilerplate(text, level))).collect();
+        if scores[0] == 0.0 {
+            continue; // already as low as an f64 goes: nothing can rank below it
+        }
+        for level in 1..=3 {
+            assert!(
+                scores[level] < scores[level - 1],
+                "boilerplate level {level} did not lower the score ({scores:?}) of {:?}",
+                &text[..text.len().min(200)]
+            );
+        }
+        // Each block with a navigation run lowers the article's score alone too. RELATED and
+        // NEWSLETTER alone need not: their short lines stand between headlines or sentences (a
+        // lone short line reads like a heading), and a newsletter sentence can add the C4
+        // sentence or the words a short abstract lacked.
+        for block in [NAV_MENU, SHARE_ROW, COOKIES, FOOTER] {
+            let page = format!("{text}\n{block}");
+            assert!(
+                score(&page) < scores[0],
+                "block {block:?} did not lower the score of {:?}",
+                &text[..text.len().min(200)]
+            );
+        }
+        checked += 1;
+    }
+    println!(
+        "{checked} real articles: every level and every block with a menu lowers the score \
+         ({fragments} texts under 50 words left out)"
+    );
+    assert!(checked > 400, "{checked}");
+}
+
 #[test]
 fn odd_inputs_do_not_panic_and_stay_in_range() {
     let big = "The quick brown fox jumps over the lazy dog. ".repeat(10 * 1024 * 1024 / 45);

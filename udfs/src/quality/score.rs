@@ -5,16 +5,32 @@
 //! - pᵢ rises linearly to 0.5 at the rule's datatrove threshold and 1 as far past it again;
 //! - beyond that pᵢ = 1 + ln(r), so far worse still ranks lower, without one signal swamping all.
 //!
+//! Boilerplate (navigation runs) has no rule and no comfortable zone: its penalties start at 0.
+//!
 //! Each pᵢ is non-decreasing in its signal's badness and the score is non-increasing in every
 //! pᵢ, so the score is monotone in each signal. A document that clears every rule comfortably
-//! scores exactly 10; one that sits exactly on a single weight-1 threshold scores 10·e^−0.5 ≈ 6.1.
+//! and has no navigation run scores exactly 10; one that sits exactly on a single weight-1
+//! threshold scores 10·e^−0.5 ≈ 6.1.
 //!
 //! English-only signals (stop words, C4 sentences ending in ASCII punctuation) are scaled by
-//! how sure whatlang is that the text is English, so other languages are not sunk by them; mean
-//! word length is ignored for scripts written without spaces (Chinese, Japanese, Thai, ...).
+//! how sure the language check is that the text is English, so other languages are not sunk by
+//! them; mean word length is ignored for scripts written without spaces (Chinese, Japanese,
+//! Thai, ...).
 
 use super::signals::Signals;
 use super::thresholds::*;
+
+/// Boilerplate penalty = NAV_AMOUNT_WEIGHT · ln(1 + nav_run_chars / NAV_AMOUNT_SCALE)
+/// + NAV_SHARE_WEIGHT · nav_run_char_frac. The amount term grows with every added menu (a share
+/// can fall when other text is added with it), the share term keeps a small menu around a long
+/// article cheaper than the same menu around a short one. Chosen on the scrapinghub half of
+/// `benches/quality_web.py`, checked on the readability half.
+const NAV_AMOUNT_WEIGHT: f64 = 3.0;
+/// Characters of navigation runs at which the amount term reaches 3·ln 2 ≈ 2.1.
+const NAV_AMOUNT_SCALE: f64 = 100.0;
+/// Penalty per unit of `nav_run_char_frac` (a page that is 10% menus by characters loses e^-4
+/// from it).
+const NAV_SHARE_WEIGHT: f64 = 40.0;
 
 /// A penalty for a "must be at most" rule.
 fn above(x: f64, comfortable: f64, threshold: f64) -> f64 {
@@ -134,6 +150,13 @@ pub fn penalties(s: &Signals) -> Vec<(&'static str, f64)> {
             "fineweb_newline_ratio",
             above(s.newline_ratio, 0.15, MAX_NEWLINE_RATIO),
         ),
+        // Boilerplate has no rule to sit inside: penalties from 0, so pages that pass every rule
+        // still rank by how much of them is menus, buttons and link lists.
+        (
+            "nav_run_chars",
+            NAV_AMOUNT_WEIGHT * (s.nav_run_chars as f64 / NAV_AMOUNT_SCALE).ln_1p(),
+        ),
+        ("nav_run_char_frac", NAV_SHARE_WEIGHT * s.nav_run_char_frac),
     ];
     if !spaceless_script(s) {
         p.push((
@@ -212,6 +235,12 @@ mod tests {
         assert!(score(&worse) < s0);
         let mut worse = base.clone();
         worse.dup_line_frac = 0.9;
+        assert!(score(&worse) < s0);
+        let mut worse = base.clone();
+        worse.nav_run_chars += 1;
+        assert!(score(&worse) < s0);
+        let mut worse = base.clone();
+        worse.nav_run_char_frac += 0.01;
         assert!(score(&worse) < s0);
     }
 

@@ -56,8 +56,11 @@ static SCORE_DOC: LazyLock<Documentation> = LazyLock::new(|| {
         crate::doc_section(),
         "Model-free quality score in [0, 10] (SampleMix q(x)): 10 · exp(−Σ wᵢ·pᵢ) over the Gopher, \
          C4 and FineWeb signals of quality_signals, each penalty 0 while comfortably inside its rule, \
-         0.5 at the rule's threshold, growing past it. 10 = clears every rule comfortably. \
-         English-only signals are scaled by how English the text is. NULL text gives NULL.",
+         0.5 at the rule's threshold, growing past it, plus boilerplate penalties from 0 \
+         (3·ln(1 + nav_run_chars/100) + 40·nav_run_char_frac: menus, buttons, link lists), so \
+         pages that pass every rule still rank by their boilerplate and more of it scores lower. 10 = clears every rule comfortably \
+         and has no navigation run. English-only signals are scaled by how English the text is. \
+         NULL text gives NULL.",
         "quality_score(text)",
     )
     .with_sql_example("SELECT id, quality_score(text) AS quality FROM docs ORDER BY quality DESC;")
@@ -156,6 +159,10 @@ static COLUMNS: LazyLock<Vec<(&'static str, Col)>> = LazyLock::new(|| {
         ("short_line_ratio", Float(|s| s.short_line_ratio)),
         ("dup_line_char_ratio", Float(|s| s.dup_line_char_ratio)),
         ("newline_ratio", Float(|s| s.newline_ratio)),
+        ("prose_line_char_frac", Float(|s| s.prose_line_char_frac)),
+        ("nav_run_line_frac", Float(|s| s.nav_run_line_frac)),
+        ("nav_run_char_frac", Float(|s| s.nav_run_char_frac)),
+        ("nav_run_chars", Int(|s| s.nav_run_chars)),
         ("language", Str(|s| s.language)),
         ("language_confidence", Float(|s| s.language_confidence)),
         ("gopher_quality_pass", Bool(Signals::passes_gopher_quality)),
@@ -191,6 +198,8 @@ static SIGNALS_DOC: LazyLock<Documentation> = LazyLock::new(|| {
          (duplicate line/paragraph fractions, top 2-4-gram and duplicated 5-10-gram character fractions), \
          C4 (terminal_punct_lines_ratio, sentences, lorem_ipsum, curly_bracket, javascript_lines, \
          policy_lines), FineWeb (line_punct_ratio, short_line_ratio, dup_line_char_ratio, newline_ratio), \
+         boilerplate (prose_line_char_frac, nav_run_line_frac, nav_run_char_frac, nav_run_chars: \
+         prose lines, and lines in runs of 2+ short capitalised unpunctuated lines), \
          language + language_confidence (whatlang, ISO 639-3) and pass/fail of each rule set with \
          datatrove's default thresholds. NULL text gives NULL.",
         "quality_signals(text)",
