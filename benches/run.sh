@@ -39,7 +39,14 @@ echo "== samplemix_weights 10M rows, K=1024 vs DuckDB and one scan"
 python3 benches/weights.py --dir "$dir"
 
 echo "== quality_signals agreement with datatrove"
-python3 benches/quality_agreement.py --docs 2000
+python3 benches/quality_agreement.py --docs 2000 --bin "${CARGO_TARGET_DIR:-target}/release/samplemix"
+
+echo "== quality_score on real web pages (raw page vs clean article) vs datatrove's rule count"
+python3 benches/quality_web.py --bin "${CARGO_TARGET_DIR:-target}/release/samplemix"
+
+echo "== realised tokens vs budget, seeds 0-9, on the whole corpus ('tokens' mode)"
+"${CARGO_TARGET_DIR:-target}/release/samplemix" -q --format csv -f benches/budget.sql \
+  --var corpus="$corpus" --var budget=10000000
 
 echo "== near_duplicates vs datatrove MinHash dedup (shared corpus + generated near-duplicates)"
 python3 benches/dedup.py --corpus "$corpus" --dir "$dir" --bin "${CARGO_TARGET_DIR:-target}/release/samplemix"

@@ -180,7 +180,9 @@ async fn boilerplate_around_a_real_article_lowers_its_score() {
             fragments += 1;
             continue;
         }
-        let scores: Vec<f64> = (0..=3).map(|level| score(&with_boilerplate(text, level))).collect();
+        let scores: Vec<f64> = (0..=3)
+            .map(|level| score(&with_boilerplate(text, level)))
+            .collect();
         if scores[0] == 0.0 {
             continue; // already as low as an f64 goes: nothing can rank below it
         }
@@ -191,11 +193,11 @@ async fn boilerplate_around_a_real_article_lowers_its_score() {
                 &text[..text.len().min(200)]
             );
         }
-        // Each block with a navigation run lowers the article's score alone too. RELATED and
-        // NEWSLETTER alone need not: their short lines stand between headlines or sentences (a
-        // lone short line reads like a heading), and a newsletter sentence can add the C4
-        // sentence or the words a short abstract lacked.
-        for block in [NAV_MENU, SHARE_ROW, COOKIES, FOOTER] {
+        // Each block with a navigation run (3+ menu lines) lowers the article's score alone too.
+        // RELATED, NEWSLETTER and COOKIES alone need not: their short lines stand alone or in
+        // pairs between headlines or sentences (a lone short line reads like a heading), and
+        // their sentences can add the C4 sentences or words a short text lacked.
+        for block in [NAV_MENU, SHARE_ROW, FOOTER] {
             let page = format!("{text}\n{block}");
             assert!(
                 score(&page) < scores[0],

@@ -94,8 +94,8 @@ pub struct Signals {
     /// Boilerplate: lines in navigation runs / lines. A navigation line has at most 4 words,
     /// starts with an upper-case letter (so scripts without case, e.g. Chinese, have none), does not end in sentence punctuation or
     /// `,:;-`, and has none of `{}();=<>\$[]|_@#*` (so code and markup are not menus); a run is
-    /// 2 or more navigation lines in a row: menus, button rows, tag and link lists, footers. A
-    /// lone heading before its paragraph is not a run.
+    /// 3 or more navigation lines in a row: menus, button rows, tag and link lists, footers. A
+    /// heading before its paragraph, or two empty sections' headings, are not runs.
     pub nav_run_line_frac: f64,
     /// Boilerplate: characters in navigation runs / characters in lines.
     pub nav_run_char_frac: f64,
@@ -174,7 +174,6 @@ impl Hasher for PreHashed {
 }
 
 type HashBuild = BuildHasherDefault<PreHashed>;
-
 
 fn fnv1a(s: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -482,14 +481,16 @@ fn navigation_line(line: &str, words: usize) -> bool {
         '{', '}', '(', ')', ';', '=', '<', '>', '\\', '$', '[', ']', '|', '_', '@', '#', '*',
     ];
     words <= 4
-        && line
-            .chars()
-            .next()
-            .is_some_and(char::is_uppercase)
+        && line.chars().next().is_some_and(char::is_uppercase)
         && !ends_sentence(line)
         && !line.ends_with([',', ':', ';', '-'])
         && !line.contains(CODE)
 }
+
+/// Fewest navigation lines in a row that make a run. Two would also take a document's empty
+/// sections ("References", "External links") and heading-subheading pairs; menus, share rows
+/// and link lists have three or more.
+const MIN_NAV_RUN: usize = 3;
 
 /// Prose-line and navigation-run shares over the stripped non-blank lines.
 fn boilerplate(lines: &[&str], s: &mut Signals) {
@@ -498,7 +499,7 @@ fn boilerplate(lines: &[&str], s: &mut Signals) {
     // The current run of navigation lines: (lines, chars).
     let mut run = (0usize, 0usize);
     let mut close_run = |run: &mut (usize, usize)| {
-        if run.0 >= 2 {
+        if run.0 >= MIN_NAV_RUN {
             run_lines += run.0;
             run_chars += run.1;
         }
@@ -547,7 +548,11 @@ fn plainly_english(prefix: &str) -> bool {
             continue;
         }
         words += 1;
-        if w.len() <= 5 && ENGLISH_FUNCTION_WORDS.iter().any(|e| w.eq_ignore_ascii_case(e)) {
+        if w.len() <= 5
+            && ENGLISH_FUNCTION_WORDS
+                .iter()
+                .any(|e| w.eq_ignore_ascii_case(e))
+        {
             hits += 1;
         }
     }
@@ -636,9 +641,7 @@ fn ngram_signals(tokens: &[&str], token_chars: &[u32], chars: f64, s: &mut Signa
         candidates.retain(|&i| i as usize + len <= n);
         counts.clear();
         for &i in &candidates {
-            let e = counts
-                .entry(range(i as usize, len))
-                .or_insert((0, i));
+            let e = counts.entry(range(i as usize, len)).or_insert((0, i));
             e.0 += 1;
         }
         if len <= 4 {
@@ -652,8 +655,7 @@ fn ngram_signals(tokens: &[&str], token_chars: &[u32], chars: f64, s: &mut Signa
                 .unwrap_or((1, 0));
             // " ".join: word characters plus one space between words.
             let top_chars = span_chars(first as usize, len) + (len as u64 - 1);
-            s.top_ngram_char_frac[len - 2] =
-                ratio((top_chars * u64::from(count)) as f64, chars);
+            s.top_ngram_char_frac[len - 2] = ratio((top_chars * u64::from(count)) as f64, chars);
         }
         candidates.retain(|&i| counts[&range(i as usize, len)].0 > 1);
         if candidates.is_empty() {
@@ -748,22 +750,30 @@ mod tests {
 
     #[test]
     fn navigation_runs_and_prose_lines() {
-        let page = format!("Home\nNews\nSport\n{PROSE}\nShare this\nFacebook\n");
+        let page = format!("Home\nNews\nSport\n{PROSE}\nShare this\nFacebook\nEmail\n");
         let s = compute(&page);
-        // 5 of 6 lines are in runs (3 + 2), the prose paragraph is the one prose line.
-        assert!((s.nav_run_line_frac - 5.0 / 6.0).abs() < 1e-12, "{s:?}");
-        let nav_chars = "HomeNewsSportShare thisFacebook".chars().count() as f64;
+        // 6 of 7 lines are in runs (3 + 3), the prose paragraph is the one prose line.
+        assert!((s.nav_run_line_frac - 6.0 / 7.0).abs() < 1e-12, "{s:?}");
+        let nav_chars = "HomeNewsSportShare thisFacebookEmail".chars().count() as f64;
+        assert_eq!(s.nav_run_chars, nav_chars as u64);
         let all = nav_chars + PROSE.chars().count() as f64;
-        assert!((s.nav_run_char_frac - nav_chars / all).abs() < 1e-12, "{s:?}");
+        assert!(
+            (s.nav_run_char_frac - nav_chars / all).abs() < 1e-12,
+            "{s:?}"
+        );
         assert!((s.prose_line_char_frac - PROSE.chars().count() as f64 / all).abs() < 1e-12);
-        // A lone heading is not a run; neither are code, LaTeX or lower-case lines.
+        // A lone heading is not a run, nor two headings of empty sections; neither are code,
+        // LaTeX or lower-case lines.
         let s = compute(&format!("Introduction\n{PROSE}\nResults\n{PROSE}"));
         assert_eq!(s.nav_run_line_frac, 0.0, "{s:?}");
-        let s = compute("fn main() {\n}\n\\section{Intro}\n\\label{x}\nelse\nend\nReturn x;\nItems:\n");
+        let s = compute(&format!("{PROSE}\nReferences\nExternal links"));
+        assert_eq!(s.nav_run_line_frac, 0.0, "{s:?}");
+        let s =
+            compute("fn main() {\n}\n\\section{Intro}\n\\label{x}\nelse\nend\nReturn x;\nItems:\n");
         assert_eq!(s.nav_run_line_frac, 0.0, "{s:?}");
         // Sentence-final punctuation (also before a closing quote) ends a navigation run.
-        let s = compute("Got a tip?\nRead this.\nSee \"Below.\"\nOne\nTwo");
-        assert!((s.nav_run_line_frac - 2.0 / 5.0).abs() < 1e-12, "{s:?}");
+        let s = compute("Got a tip?\nRead this\nSee it\nSee \"Below.\"\nOne\nTwo\nThree");
+        assert!((s.nav_run_line_frac - 3.0 / 7.0).abs() < 1e-12, "{s:?}");
     }
 
     #[test]
@@ -809,8 +819,12 @@ mod tests {
                         best = (count, i);
                     }
                 }
-                let top_chars: usize =
-                    grams[best.1].iter().map(|w| w.chars().count()).sum::<usize>() + len - 1;
+                let top_chars: usize = grams[best.1]
+                    .iter()
+                    .map(|w| w.chars().count())
+                    .sum::<usize>()
+                    + len
+                    - 1;
                 let expected = (top_chars * best.0) as f64 / chars;
                 assert!(
                     (s.top_ngram_char_frac[slot] - expected).abs() < 1e-12,

@@ -199,7 +199,7 @@ static SIGNALS_DOC: LazyLock<Documentation> = LazyLock::new(|| {
          C4 (terminal_punct_lines_ratio, sentences, lorem_ipsum, curly_bracket, javascript_lines, \
          policy_lines), FineWeb (line_punct_ratio, short_line_ratio, dup_line_char_ratio, newline_ratio), \
          boilerplate (prose_line_char_frac, nav_run_line_frac, nav_run_char_frac, nav_run_chars: \
-         prose lines, and lines in runs of 2+ short capitalised unpunctuated lines), \
+         prose lines, and lines in runs of 3+ short capitalised unpunctuated lines), \
          language + language_confidence (whatlang, ISO 639-3) and pass/fail of each rule set with \
          datatrove's default thresholds. NULL text gives NULL.",
         "quality_signals(text)",
