@@ -20,11 +20,11 @@
 use super::signals::Signals;
 use super::thresholds::*;
 
-/// Boilerplate penalty = NAV_AMOUNT_WEIGHT · ln(1 + nav_run_chars / NAV_AMOUNT_SCALE)
-/// + NAV_SHARE_WEIGHT · nav_run_char_frac. The amount term grows with every added menu (a share
+/// Boilerplate penalty = NAV_AMOUNT_WEIGHT · ln(1 + nav_run_chars / NAV_AMOUNT_SCALE) plus
+/// NAV_SHARE_WEIGHT · nav_run_char_frac. The amount term grows with every added menu (a share
 /// can fall when other text is added with it), the share term keeps a small menu around a long
-/// article cheaper than the same menu around a short one. Chosen on the scrapinghub half of
-/// `benches/quality_web.py`, checked on the readability half.
+/// article cheaper than the same menu around a short one. Weights chosen on the scrapinghub half
+/// of `benches/quality_web.py`, checked on the readability half (BENCHMARKS.md).
 const NAV_AMOUNT_WEIGHT: f64 = 3.0;
 /// Characters of navigation runs at which the amount term reaches 3·ln 2 ≈ 2.1.
 const NAV_AMOUNT_SCALE: f64 = 100.0;

@@ -92,10 +92,11 @@ pub struct Signals {
     /// (books, e-mails) has few prose lines although it is prose.
     pub prose_line_char_frac: f64,
     /// Boilerplate: lines in navigation runs / lines. A navigation line has at most 4 words,
-    /// starts with an upper-case letter (so scripts without case, e.g. Chinese, have none), does not end in sentence punctuation or
-    /// `,:;-`, and has none of `{}();=<>\$[]|_@#*` (so code and markup are not menus); a run is
-    /// 3 or more navigation lines in a row: menus, button rows, tag and link lists, footers. A
-    /// heading before its paragraph, or two empty sections' headings, are not runs.
+    /// starts with an upper-case letter (so scripts without case, e.g. Chinese, have none),
+    /// does not end in sentence punctuation or `,:;-`, and has none of `{}();=<>\$[]|_@#*` (so
+    /// code and markup are not menus); a run is 3 or more navigation lines in a row: menus,
+    /// button rows, tag and link lists, footers. A heading before its paragraph, or two empty
+    /// sections' headings, are not runs.
     pub nav_run_line_frac: f64,
     /// Boilerplate: characters in navigation runs / characters in lines.
     pub nav_run_char_frac: f64,

@@ -58,8 +58,8 @@ static SCORE_DOC: LazyLock<Documentation> = LazyLock::new(|| {
          C4 and FineWeb signals of quality_signals, each penalty 0 while comfortably inside its rule, \
          0.5 at the rule's threshold, growing past it, plus boilerplate penalties from 0 \
          (3·ln(1 + nav_run_chars/100) + 40·nav_run_char_frac: menus, buttons, link lists), so \
-         pages that pass every rule still rank by their boilerplate and more of it scores lower. 10 = clears every rule comfortably \
-         and has no navigation run. English-only signals are scaled by how English the text is. \
+         pages that pass every rule still rank by their boilerplate and more of it scores lower. \
+         10 = clears every rule comfortably and has no navigation run. English-only signals are scaled by how English the text is. \
          NULL text gives NULL.",
         "quality_score(text)",
     )
