@@ -5,6 +5,10 @@
 --         mix_params(alpha DOUBLE, tau DOUBLE, budget_tokens DOUBLE, seed BIGINT), one row.
 -- Output: the view samplemix_weights_sql(id, quality_norm, diversity, diversity_norm, weight,
 --         expected_count, count).
+-- This form reads `scored` three times (per-cluster statistics, Z, output). The table function
+-- reads it twice: it factors exp((w - w_max)/tau) into a per-cluster and a per-row part so
+-- that Z comes with the per-cluster statistics (udfs/src/mix/udtf.rs); expected counts agree
+-- to about 1e-15 (relative), integer counts are the same (tests/mix.rs checks both).
 CREATE OR REPLACE VIEW samplemix_weights_sql AS
 WITH
 -- Separation of each centroid: mean distance to the other centroids (0 when alone).

@@ -81,7 +81,11 @@ const CASES: &[(&str, Want)] = &[
     ("SELECT samplemix_distance([1.0], [2.0], 'manhattan')", Error("samplemix_distance: argument 'metric': unknown metric 'manhattan'")),
     ("SELECT samplemix_distance([1.0, 'NaN'::double], [1.0, 1.0], 'l2')", Error("samplemix_distance")),
     ("SELECT samplemix_exact_sum(x) FROM (VALUES ('inf'::double)) t(x)", Error("samplemix_exact_sum")),
-    ("SELECT samplemix_exact_sum(x) FROM (VALUES (5e18)) t(x)", Error("samplemix_exact_sum")),
+    // The exact sum spans the whole f64 range: huge values sum (and cancel) exactly.
+    ("SELECT samplemix_exact_sum(x) FROM (VALUES (5e18)) t(x)", Value("5e18")),
+    ("SELECT samplemix_exact_sum(x) FROM (VALUES (1e308), (1e308), (-1e308)) t(x)", Value("1e308")),
+    ("SELECT samplemix_round(x, 'a', 0) FROM (VALUES ('NaN'::double)) t(x)", Error("samplemix_round: argument 'expected_count'")),
+    ("SELECT samplemix_round(1e19, 'a', 0)", Error("samplemix_round: argument 'expected_count'")),
     ("SELECT samplemix_exact_sum(x) FROM (VALUES (1.0)) t(x) WHERE false", Value("NULL")),
     // samplemix_weights arguments
     ("SELECT * FROM samplemix_weights(s, c3, NULL, 0.2, 100)", Error("samplemix_weights: argument 'alpha'")),

@@ -79,8 +79,16 @@ fn close(a: f64, b: f64) -> bool {
 
 #[tokio::test]
 async fn formulas_match_an_independent_computation() {
+    // The paper's range; a sharp softmax (ratios up to e^50); and one so sharp that the
+    // plan takes each cluster's own top quality as the reference ((1 − α)/τ = 1400).
+    for (alpha, tau) in [(0.7, 0.25), (0.0, 0.02), (0.3, 0.0005)] {
+        formulas_match(alpha, tau).await;
+    }
+}
+
+async fn formulas_match(alpha: f64, tau: f64) {
     let (rows, centroids) = generated();
-    let (alpha, tau, budget) = (0.7, 0.25, 30_000.0);
+    let budget = 30_000.0;
     let ctx = context(4).await;
     register(&ctx, &rows, &centroids).await;
     let out = sql(&ctx, &[&format!(
@@ -189,7 +197,7 @@ async fn formulas_match_an_independent_computation() {
         let expected = n_tgt * ((w[i] - wmax) / tau).exp() / z;
         assert!(
             close(c[i], expected),
-            "expected_count row {i}: {} vs {expected}",
+            "alpha {alpha} tau {tau}: expected_count row {i}: {} vs {expected}",
             c[i]
         );
         let want = expected.floor()

@@ -14,11 +14,11 @@ pub enum Error {
         /// The accepted names.
         accepted: String,
     },
-    /// A value a fixed-point sum cannot hold.
-    #[error("cannot sum {0}: values must be finite and below 4.6e18 in magnitude")]
+    /// A value an exact sum cannot hold (NaN, infinity).
+    #[error("cannot sum {0}: values must be finite")]
     NotSummable(f64),
-    /// A fixed-point sum beyond its range.
-    #[error("sum overflows (above about 9.2e18)")]
+    /// More than 2^42 values added into one exact-sum limb.
+    #[error("sum overflows its accumulator (more than 2^42 values)")]
     SumOverflow,
     /// Malformed input: a message that says what was expected.
     #[error("{0}")]

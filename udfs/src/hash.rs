@@ -43,7 +43,13 @@ pub fn unit_interval(h: u64) -> f64 {
 /// u(x) of the counts: `m = SplitMix64(FNV-1a-64(bytes) XOR SplitMix64(seed))`, `u = (m >> 11) / 2^53`.
 #[inline]
 pub fn uniform(bytes: &[u8], seed: i64) -> f64 {
-    unit_interval(splitmix64(fnv1a64(bytes) ^ splitmix64(seed as u64)))
+    uniform_premixed(bytes, splitmix64(seed as u64))
+}
+
+/// [`uniform`] with `SplitMix64(seed)` already computed (once per batch, not per row).
+#[inline]
+pub fn uniform_premixed(bytes: &[u8], mixed_seed: u64) -> f64 {
+    unit_interval(splitmix64(fnv1a64(bytes) ^ mixed_seed))
 }
 
 #[cfg(test)]

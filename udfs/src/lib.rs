@@ -60,7 +60,7 @@ pub mod functions {
     pub use crate::embed::udf::embed_udf;
     pub use crate::help::SamplemixHelp;
     pub use crate::mix::udaf::exact_sum_udaf;
-    pub use crate::mix::udf::{assert_udf, distance_udf, uniform_udf};
+    pub use crate::mix::udf::{assert_udf, distance_udf, round_udf, uniform_udf};
     pub use crate::mix::udtf::SamplemixWeights;
     pub use crate::quality::udf::{quality_score_udf, quality_signals_udf};
     pub use crate::tokens::udf::token_count_udf;
@@ -110,6 +110,7 @@ pub fn all_udfs() -> Vec<Arc<ScalarUDF>> {
         functions::minhash_similarity_udf(),
         functions::minhash_bands_udf(),
         functions::uniform_udf(),
+        functions::round_udf(),
         functions::distance_udf(),
         functions::assert_udf(),
         functions::diversity_cluster_udf(functions::CentroidSource::Runtime(Arc::new(

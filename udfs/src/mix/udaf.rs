@@ -3,11 +3,9 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array,
-};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Float64Array};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, FieldRef, Float64Type};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
 use datafusion::common::{exec_err, plan_err, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -20,7 +18,7 @@ use super::weights::ExactSum;
 use crate::args::{check_arity, pass_through, signature};
 
 const NAME: &str = "samplemix_exact_sum";
-const STATE: DataType = DataType::Decimal128(38, 0);
+const STATE: DataType = DataType::Binary;
 
 /// `samplemix_exact_sum(x)` (one shared instance).
 pub fn exact_sum_udaf() -> Arc<AggregateUDF> {
@@ -35,7 +33,7 @@ pub fn exact_sum_udaf() -> Arc<AggregateUDF> {
     Arc::clone(&INSTANCE)
 }
 
-/// Sum of f64 values in 2^-64 fixed point (exact, so independent of order).
+/// Exact sum of f64 values (so independent of their order), rounded to f64 once.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ExactSumUdaf {
     signature: Signature,
@@ -44,13 +42,15 @@ pub struct ExactSumUdaf {
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         crate::doc_section(),
-        "Sum of numbers that does not depend on their order: each value is rounded to a multiple of \
-         2^-64 and added exactly (128-bit fixed point), so results are bit-identical for any \
-         partitioning or thread count. Values must be finite and below 4.6e18 in magnitude. \
-         NULLs are skipped; no values gives NULL.",
+        "Sum of numbers that does not depend on their order: the values are added exactly (a \
+         fixed-point accumulator over the whole Float64 range) and the sum is rounded to \
+         Float64 once, so results are bit-identical for any partitioning or thread count. \
+         NaN and infinite values are errors; NULLs are skipped; no values gives NULL.",
         "samplemix_exact_sum(x)",
     )
-    .with_sql_example("SELECT cluster, samplemix_exact_sum(distance) / count(*) FROM scored GROUP BY cluster;")
+    .with_sql_example(
+        "SELECT cluster, samplemix_exact_sum(distance) / count(*) FROM scored GROUP BY cluster;",
+    )
     .with_argument("x", "Numeric expression (cast to Float64).")
     .build()
 });
@@ -68,6 +68,19 @@ fn add_all(values: &ArrayRef, mut each: impl FnMut(usize, f64) -> Result<()>) ->
 
 fn err<T>(e: crate::Error) -> Result<T> {
     exec_err!("{NAME}: {e}")
+}
+
+fn decode(bytes: &[u8]) -> Result<ExactSum> {
+    ExactSum::from_bytes(bytes).or_else(err)
+}
+
+fn encode(sums: &[ExactSum], seen: &[bool]) -> ArrayRef {
+    Arc::new(
+        sums.iter()
+            .zip(seen)
+            .map(|(s, ok)| ok.then(|| s.to_bytes()))
+            .collect::<BinaryArray>(),
+    )
 }
 
 impl AggregateUDFImpl for ExactSumUdaf {
@@ -128,21 +141,19 @@ impl Accumulator for Single {
         Ok(ScalarValue::Float64(self.seen.then(|| self.sum.value())))
     }
     fn size(&self) -> usize {
-        std::mem::size_of_val(self)
+        std::mem::size_of_val(self) + self.sum.heap_size()
     }
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        Ok(vec![ScalarValue::Decimal128(
-            self.seen.then_some(self.sum.0),
-            38,
-            0,
+        Ok(vec![ScalarValue::Binary(
+            self.seen.then(|| self.sum.to_bytes()),
         )])
     }
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let s = states[0].as_primitive::<Decimal128Type>();
+        let s = states[0].as_binary::<i32>();
         for i in 0..s.len() {
             if s.is_valid(i) {
                 self.seen = true;
-                self.sum.merge(ExactSum(s.value(i))).or_else(err)?;
+                self.sum.merge(&decode(s.value(i))?).or_else(err)?;
             }
         }
         Ok(())
@@ -177,6 +188,18 @@ impl GroupsAccumulator for Groups {
         total_num_groups: usize,
     ) -> Result<()> {
         self.grow(total_num_groups);
+        let v = cast(&values[0], &DataType::Float64)?;
+        let v = v.as_primitive::<Float64Type>();
+        if v.null_count() == 0 && opt_filter.is_none() {
+            // The common case, without per-value validity and filter tests.
+            for (x, g) in v.values().iter().zip(group_indices) {
+                self.seen[*g] = true;
+                if let Err(e) = self.sums[*g].add(*x) {
+                    return err(e);
+                }
+            }
+            return Ok(());
+        }
         add_all(&values[0], |i, x| {
             if opt_filter.is_some_and(|f| !f.is_valid(i) || !f.value(i)) {
                 return Ok(());
@@ -197,13 +220,7 @@ impl GroupsAccumulator for Groups {
     }
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
         let (sums, seen) = self.take(emit_to);
-        let array = sums
-            .iter()
-            .zip(seen)
-            .map(|(s, ok)| ok.then_some(s.0))
-            .collect::<Decimal128Array>()
-            .with_precision_and_scale(38, 0)?;
-        Ok(vec![Arc::new(array)])
+        Ok(vec![encode(&sums, &seen)])
     }
     fn merge_batch(
         &mut self,
@@ -212,11 +229,11 @@ impl GroupsAccumulator for Groups {
         total_num_groups: usize,
     ) -> Result<()> {
         self.grow(total_num_groups);
-        let s = values[0].as_primitive::<Decimal128Type>();
+        let s = values[0].as_binary::<i32>();
         for (i, g) in group_indices.iter().enumerate() {
             if s.is_valid(i) {
                 self.seen[*g] = true;
-                self.sums[*g].merge(ExactSum(s.value(i))).or_else(err)?;
+                self.sums[*g].merge(&decode(s.value(i))?).or_else(err)?;
             }
         }
         Ok(())
@@ -228,22 +245,22 @@ impl GroupsAccumulator for Groups {
     ) -> Result<Vec<ArrayRef>> {
         let v = cast(&values[0], &DataType::Float64)?;
         let v = v.as_primitive::<Float64Type>();
-        let mut out = Vec::with_capacity(v.len());
+        let mut sums = Vec::with_capacity(v.len());
+        let mut seen = Vec::with_capacity(v.len());
         for i in 0..v.len() {
             let filtered = opt_filter.is_some_and(|f| !f.is_valid(i) || !f.value(i));
-            if v.is_null(i) || filtered {
-                out.push(None);
-            } else {
-                let mut s = ExactSum::default();
+            let mut s = ExactSum::default();
+            if !(v.is_null(i) || filtered) {
                 s.add(v.value(i)).or_else(err)?;
-                out.push(Some(s.0));
             }
+            sums.push(s);
+            seen.push(!(v.is_null(i) || filtered));
         }
-        Ok(vec![Arc::new(
-            Decimal128Array::from(out).with_precision_and_scale(38, 0)?,
-        )])
+        Ok(vec![encode(&sums, &seen)])
     }
     fn size(&self) -> usize {
-        self.sums.capacity() * 16 + self.seen.capacity()
+        // Limbs beyond the inline ones are rare (values spanning more than 2^128 in one
+        // group); summing every group's heap bytes on each call would cost O(groups) per batch.
+        self.sums.capacity() * std::mem::size_of::<ExactSum>() + self.seen.capacity()
     }
 }

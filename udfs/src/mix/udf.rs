@@ -3,9 +3,9 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, Int64Builder};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Int64Type, UInt64Type};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
 use datafusion::common::utils::take_function_args;
 use datafusion::common::{exec_err, plan_err, ScalarValue};
 use datafusion::error::Result;
@@ -14,6 +14,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
+use super::weights::integer_count;
 use crate::args::{check_arity, check_text, choice_of, pass_through, signature, udf_singleton};
 use crate::cluster::metric::{distance_f64, Metric};
 use crate::cluster::vectors::{check_type, f64_rows};
@@ -25,6 +26,20 @@ udf_singleton!(
     Uniform {
         signature: signature(
             vec![TypeSignature::Exact(vec![DataType::Utf8, DataType::Int64])],
+            Volatility::Immutable,
+        ),
+    }
+);
+udf_singleton!(
+    /// `samplemix_round(expected_count, id, seed)`.
+    round_udf,
+    Round {
+        signature: signature(
+            vec![TypeSignature::Exact(vec![
+                DataType::Float64,
+                DataType::Utf8,
+                DataType::Int64,
+            ])],
             Volatility::Immutable,
         ),
     }
@@ -141,34 +156,63 @@ impl ScalarUDFImpl for Uniform {
         Ok(DataType::Float64)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let (a, scalar) = arrays(&args)?;
-        let [id, seed] = take_function_args(UNIFORM, a)?;
-        let seeds = seeds(&seed)?;
-        let out: Float64Array = match id.data_type() {
-            DataType::Binary
-            | DataType::LargeBinary
-            | DataType::BinaryView
-            | DataType::FixedSizeBinary(_) => {
-                let bin = cast(&id, &DataType::LargeBinary)?;
-                let bin = bin.as_binary::<i64>();
-                bin.iter()
-                    .zip(&seeds)
-                    .map(|(b, s)| Some(uniform(b?, (*s)?)))
-                    .collect()
-            }
-            DataType::Utf8 => hash_strings(id.as_string::<i32>().iter(), &seeds),
-            DataType::LargeUtf8 => hash_strings(id.as_string::<i64>().iter(), &seeds),
-            DataType::Utf8View => hash_strings(id.as_string_view().iter(), &seeds),
-            _ => {
-                let s = cast(&id, &DataType::Utf8)?;
-                hash_strings(s.as_string::<i32>().iter(), &seeds)
-            }
-        };
+        let [id, seed] = take_function_args(UNIFORM, &args.args)?;
+        let (out, scalar) = uniforms(id, seed, args.number_rows)?;
         result(Arc::new(out), scalar)
     }
     fn documentation(&self) -> Option<&Documentation> {
         Some(&UNIFORM_DOC)
     }
+}
+
+/// u(id, seed) for every row, and whether both arguments were scalars (then one value).
+fn uniforms(id: &ColumnarValue, seed: &ColumnarValue, rows: usize) -> Result<(Float64Array, bool)> {
+    // The common call has one seed: it is mixed once, not per row.
+    if let (ColumnarValue::Array(id), ColumnarValue::Scalar(seed)) = (id, seed) {
+        if let Some(Some(seed)) = seeds(&seed.to_array()?)?.first() {
+            let out = match id.data_type() {
+                DataType::Utf8 => Some(hash_strings_one_seed(id.as_string::<i32>().iter(), *seed)),
+                DataType::LargeUtf8 => {
+                    Some(hash_strings_one_seed(id.as_string::<i64>().iter(), *seed))
+                }
+                DataType::Utf8View => {
+                    Some(hash_strings_one_seed(id.as_string_view().iter(), *seed))
+                }
+                _ => None,
+            };
+            if let Some(out) = out {
+                return Ok((out, false));
+            }
+        }
+    }
+    let scalar = matches!(
+        (id, seed),
+        (ColumnarValue::Scalar(_), ColumnarValue::Scalar(_))
+    );
+    let rows = if scalar { 1 } else { rows };
+    let (id, seed) = (id.to_array(rows)?, seed.to_array(rows)?);
+    let seeds = seeds(&seed)?;
+    let out: Float64Array = match id.data_type() {
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => {
+            let bin = cast(&id, &DataType::LargeBinary)?;
+            let bin = bin.as_binary::<i64>();
+            bin.iter()
+                .zip(&seeds)
+                .map(|(b, s)| Some(uniform(b?, (*s)?)))
+                .collect()
+        }
+        DataType::Utf8 => hash_strings(id.as_string::<i32>().iter(), &seeds),
+        DataType::LargeUtf8 => hash_strings(id.as_string::<i64>().iter(), &seeds),
+        DataType::Utf8View => hash_strings(id.as_string_view().iter(), &seeds),
+        _ => {
+            let s = cast(&id, &DataType::Utf8)?;
+            hash_strings(s.as_string::<i32>().iter(), &seeds)
+        }
+    };
+    Ok((out, scalar))
 }
 
 fn hash_strings<'a>(
@@ -178,6 +222,167 @@ fn hash_strings<'a>(
     ids.zip(seeds)
         .map(|(id, s)| Some(uniform(id?.as_bytes(), (*s)?)))
         .collect()
+}
+
+/// [`hash_strings`] for one seed (the common call, `samplemix_uniform(id, 42)`): the seed is
+/// mixed once, not per row.
+fn hash_strings_one_seed<'a>(
+    ids: impl Iterator<Item = Option<&'a str>>,
+    seed: i64,
+) -> Float64Array {
+    let mixed = crate::hash::splitmix64(seed as u64);
+    ids.map(|id| Some(crate::hash::uniform_premixed(id?.as_bytes(), mixed)))
+        .collect()
+}
+
+/// The paper's stochastic rounding of an expected count, seeded by the id.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Round {
+    signature: Signature,
+}
+
+const ROUND: &str = "samplemix_round";
+
+/// Counts are Int64: an expected count must be below this.
+const MAX_EXPECTED: f64 = 9.2e18;
+
+static ROUND_DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        crate::doc_section(),
+        "Integer copies from an expected count, the paper's stochastic rounding: \
+         floor(c) + 1 if samplemix_uniform(id, seed) < c - floor(c), else floor(c), so the \
+         mean over seeds is c. samplemix_weights computes its independent-rounding `count` \
+         this way; use it to re-round expected_count with another seed. expected_count must be \
+         a finite number in [0, 9.2e18) (the count is Int64); NULL in any argument gives NULL.",
+        "samplemix_round(expected_count, id, seed)",
+    )
+    .with_sql_example("SELECT id, samplemix_round(expected_count, id, 7) AS count FROM weights;")
+    .with_argument("expected_count", "Expected copies (Float64, >= 0).")
+    .with_argument(
+        "id",
+        "Document id of any type (hashed as samplemix_uniform does).",
+    )
+    .with_argument("seed", "Integer seed.")
+    .build()
+});
+
+impl ScalarUDFImpl for Round {
+    fn name(&self) -> &str {
+        ROUND
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        Ok(pass_through(arg_types))
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        check_arity(ROUND, arg_types.len(), 3..=3, "expected_count, id, seed")?;
+        if !(arg_types[0].is_numeric() || arg_types[0].is_null()) {
+            return plan_err!(
+                "{ROUND}: argument 'expected_count' must be numeric, got {}",
+                arg_types[0]
+            );
+        }
+        if !(arg_types[2].is_integer() || arg_types[2].is_null()) {
+            return plan_err!(
+                "{ROUND}: argument 'seed' must be an integer, got {}",
+                arg_types[2]
+            );
+        }
+        Ok(DataType::Int64)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [expected, id, seed] = take_function_args(ROUND, &args.args)?;
+        if let Some(out) = round_fast(expected, id, seed)? {
+            return Ok(ColumnarValue::Array(Arc::new(out)));
+        }
+        let (u, scalar) = uniforms(id, seed, args.number_rows)?;
+        let rows = if scalar && matches!(expected, ColumnarValue::Scalar(_)) {
+            1
+        } else {
+            args.number_rows
+        };
+        let expected = cast(&expected.to_array(rows)?, &DataType::Float64)?;
+        let expected = expected.as_primitive::<Float64Type>();
+        let mut out = Int64Builder::with_capacity(rows);
+        for i in 0..rows {
+            let j = if u.len() == 1 { 0 } else { i };
+            if expected.is_null(i) || u.is_null(j) {
+                out.append_null();
+                continue;
+            }
+            let c = expected.value(i);
+            if !(0.0..MAX_EXPECTED).contains(&c) {
+                return exec_err!(
+                    "{ROUND}: argument 'expected_count' must be a number in [0, 9.2e18) (counts are Int64), got {c}"
+                );
+            }
+            out.append_value(integer_count(c, u.value(j)));
+        }
+        result(Arc::new(out.finish()), rows == 1 && scalar)
+    }
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&ROUND_DOC)
+    }
+}
+
+/// The common call of [`Round`], `samplemix_round(expected, id, 42)` over string ids with no
+/// NULLs, in one loop (None: take the general path).
+fn round_fast(
+    expected: &ColumnarValue,
+    id: &ColumnarValue,
+    seed: &ColumnarValue,
+) -> Result<Option<Int64Array>> {
+    let (ColumnarValue::Array(expected), ColumnarValue::Array(id), ColumnarValue::Scalar(seed)) =
+        (expected, id, seed)
+    else {
+        return Ok(None);
+    };
+    let Some(Some(seed)) = seeds(&seed.to_array()?)?.first().copied() else {
+        return Ok(None);
+    };
+    if expected.data_type() != &DataType::Float64
+        || expected.null_count() > 0
+        || id.null_count() > 0
+    {
+        return Ok(None);
+    }
+    let expected = expected.as_primitive::<Float64Type>().values();
+    let mixed = crate::hash::splitmix64(seed as u64);
+    let count = |c: f64, id: &str| -> Result<i64> {
+        if !(0.0..MAX_EXPECTED).contains(&c) {
+            return exec_err!(
+                "{ROUND}: argument 'expected_count' must be a number in [0, 9.2e18) (counts are Int64), got {c}"
+            );
+        }
+        Ok(integer_count(
+            c,
+            crate::hash::uniform_premixed(id.as_bytes(), mixed),
+        ))
+    };
+    let out: Result<Vec<i64>> = match id.data_type() {
+        DataType::Utf8View => {
+            let ids = id.as_string_view();
+            (0..ids.len())
+                .map(|i| count(expected[i], ids.value(i)))
+                .collect()
+        }
+        DataType::Utf8 => {
+            let ids = id.as_string::<i32>();
+            (0..ids.len())
+                .map(|i| count(expected[i], ids.value(i)))
+                .collect()
+        }
+        DataType::LargeUtf8 => {
+            let ids = id.as_string::<i64>();
+            (0..ids.len())
+                .map(|i| count(expected[i], ids.value(i)))
+                .collect()
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(Int64Array::from(out?)))
 }
 
 /// Distance between two embeddings under a metric.

@@ -3,31 +3,35 @@
 //! operators (a `ViewTable` over a `LogicalPlan`), so it streams, runs in parallel, respects
 //! the memory pool and serialises like any plan.
 //!
-//! With the default options `scored` is read three times, twice while planning:
-//! 1. per-cluster aggregate: rows, tokens, Σ distance (→ compactness), min/max quality;
-//!    joined with the centroids' separation (computed from the k centroids while planning); global statistics (N, T_src, min/max quality,
-//!    min/max diversity, max weight) are window functions over those k rows only (the
-//!    largest weight is the largest per-cluster α·d_norm + (1−α)·q_norm(max quality)). This
-//!    k-row table is computed while planning and enters the plan as a `VALUES` list, so later
-//!    passes join k literal rows (a broadcast) instead of re-aggregating `scored`;
-//! 2. Z = Σ exp((w − w_max)/τ) (Σ exp(...)·tokens in 'tokens' mode) as an exact,
-//!    order-independent sum, also while planning; it enters the plan as a literal;
-//! 3. the output projection: the only pass the returned plan makes.
+//! With the default options `scored` is read twice, once while planning:
+//! 0. the global quality range: a min/max aggregate, which DataFusion answers from Parquet
+//!    statistics when the files have them (no scan);
+//! 1. the statistics pass, per cluster: rows, tokens, Σ distance (→ compactness), top quality
+//!    and S(j) = Σ b(x)·m(x), the cluster's part of the softmax denominator ([`Softmax`]: the
+//!    numerator factors into a per-cluster and a per-row part, and the per-row part needs only
+//!    the quality range). It checks every value and does not read `id`. The k rows it returns
+//!    give the diversities, w_max, each cluster's factor a(j) and Z = Σ a(j)·S(j); they enter
+//!    the plan as a `VALUES` list (a broadcast join of k literal rows) and literals;
+//! 2. the output projection: the only pass the returned plan makes.
 //!
-//! `rounding=systematic` adds one window over all rows; `max_copies` replaces pass 2 by the few
+//! The centroids' separation is computed while planning from the k centroids. With
+//! (1 − α)/τ > 700 one more pass computes S(j) with each cluster's own top quality as the
+//! reference; `rounding=systematic` adds one window over all rows; `max_copies` adds the few
 //! aggregates of [`water_fill`].
 //!
-//! Every float sum uses `samplemix_exact_sum`, so outputs are bit-identical for any
-//! partitioning, thread count or input order.
+//! Every float sum uses `samplemix_exact_sum` (or its [`ExactSum`]), so outputs are
+//! bit-identical for any partitioning, thread count or input order.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::DataType;
-use datafusion::arrow::datatypes::Float64Type;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int64Type};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::ScalarValue;
-use datafusion::common::{plan_datafusion_err, plan_err, JoinType, TableReference};
+use datafusion::common::{
+    plan_datafusion_err, plan_err, DataFusionError, JoinType, TableReference,
+};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::{provider_as_source, ViewTable};
 use datafusion::error::Result;
@@ -45,8 +49,8 @@ use datafusion::logical_expr::{
 use futures::FutureExt;
 
 use super::udaf::exact_sum_udaf;
-use super::udf::{assert_udf, uniform_udf};
-use super::weights::{separation, Mode, Separation, SYSTEMATIC_UNIT};
+use super::udf::{assert_udf, round_udf, uniform_udf};
+use super::weights::{separation, ExactSum, Mode, Separation, SYSTEMATIC_UNIT};
 use crate::args::{
     block_on_helper, choice_arg, choice_of, choice_traits, literal_f64, literal_i64, literal_str,
     table_name, Choice,
@@ -55,7 +59,7 @@ use crate::cluster::assign::Centroids;
 use crate::cluster::centroids::read_centroids;
 use crate::cluster::vectors::check_type;
 use crate::hash::uniform;
-use crate::plans::{batches_as_values, named_values};
+use crate::plans::named_values;
 
 const NAME: &str = "samplemix_weights";
 
@@ -252,37 +256,123 @@ fn f64c(e: Expr) -> Expr {
     cast(e, DataType::Float64)
 }
 
-/// Fail the query on a bad value in a `scored` column, naming the column, the rule and the id
-/// of an offending row (the checks run while streaming, inside the one scan that reads it).
-fn checked(assert: &ScalarUDF, column: &str, as_type: DataType) -> Expr {
-    let value = cast(col(column), as_type);
+/// The rule a `scored` column must follow: (ok, what breaks it). `value` is the column
+/// already cast to its type.
+fn value_rule(column: &str, value: Expr) -> (Expr, &'static str) {
     let finite = |v: Expr| v.between(lit(f64::MIN), lit(f64::MAX));
-    let (ok, rule) = match column {
-        "quality" => (finite(value.clone()), "NULL, NaN or infinite values"),
+    match column {
+        "id" => (
+            value.is_not_null(),
+            "NULL values (every row needs an id: it seeds the rounding)",
+        ),
+        "quality" => (finite(value), "NULL, NaN or infinite values"),
         "distance" => (
-            finite(value.clone()).and(value.clone().gt_eq(lit(0.0))),
+            finite(value.clone()).and(value.gt_eq(lit(0.0))),
             "NULL, NaN, infinite or negative values (distances are >= 0)",
         ),
         "tokens" => (
-            value.clone().gt_eq(lit(0i64)),
+            value.gt_eq(lit(0i64)),
             "NULL or negative values (token counts are >= 0)",
         ),
-        _ => (value.clone().is_not_null(), "NULL values"),
-    };
-    call(
-        assert,
+        _ => (value.is_not_null(), "NULL values"),
+    }
+}
+
+/// The columns of `scored` and the types the plan reads them as, in the order their rules
+/// are reported.
+const SCORED_COLUMNS: [(&str, DataType); 5] = [
+    ("id", DataType::Utf8),
+    ("quality", DataType::Float64),
+    ("cluster", DataType::Int64),
+    ("distance", DataType::Float64),
+    ("tokens", DataType::Int64),
+];
+
+/// Stage 2a, the checks: one aggregate of counts and extremes (`count(quality) = count(*)`,
+/// finite min/max quality, min distance >= 0, min tokens >= 0, ...), which DataFusion answers
+/// from Parquet statistics when the files have them, so the passes over the rows carry no
+/// per-row checks. NaN (absent from Parquet statistics) still fails the statistics pass,
+/// whose exact sums refuse it. Returns the global quality range.
+fn checked_quality_range(scan: &dyn Fn() -> Result<DataFrame>) -> Result<Checked> {
+    let c = |name: &str| count(col(name));
+    let v = query(scan()?.aggregate(
+        vec![],
         vec![
-            value,
-            // A NULL check result (NULL value) fails too.
-            coalesce(vec![ok, lit(false)]),
-            lit(format!(
-                "{NAME}: column '{column}' of 'scored' has {rule}; filter those rows first; id of one: "
-            )),
-            // Cast only on failure, inside samplemix_assert: not per row here.
-            col("id"),
+            // An Int64 literal: DataFusion answers count(Int64(1)) from statistics, not
+            // count(Int32(1)).
+            count(lit(1i64)),
+            c("id"),
+            c("quality"),
+            c("cluster"),
+            c("distance"),
+            c("tokens"),
+            min(col("quality")),
+            max(col("quality")),
+            min(col("distance")),
+            max(col("distance")),
+            min(col("tokens")),
+            max(col("tokens")),
         ],
-    )
-    .alias(format!("__{column}"))
+    )?)?;
+    let n = v[0];
+    if n == 0.0 {
+        return Ok(Checked::default());
+    }
+    let all_counted = v[1..6].iter().all(|c| *c == n);
+    let (qmin, qmax, dmin, dmax, tmin) = (v[6], v[7], v[8], v[9], v[10]);
+    let finite = qmin.is_finite() && qmax.is_finite() && dmin.is_finite() && dmax.is_finite();
+    if all_counted && finite && dmin >= 0.0 && tmin >= 0.0 {
+        return Ok(Checked {
+            qmin,
+            qmax,
+            // No sum of `tokens` can pass 2^63 when rows × max does not (with a margin for the
+            // f64 figures): then per-cluster sums can be Int64, not Decimal128.
+            int64_tokens: n * v[11] < 9.0e18,
+        });
+    }
+    Err(offending_row(
+        &scan()?,
+        plan_datafusion_err!(
+            "{NAME}: 'scored' has NULL, NaN, infinite or negative values in id, quality, cluster, distance or tokens"
+        ),
+    ))
+}
+
+/// What the checks found out: the quality range, and whether token sums fit Int64.
+#[derive(Default)]
+struct Checked {
+    qmin: f64,
+    qmax: f64,
+    int64_tokens: bool,
+}
+
+/// After a failed check or statistics pass: the first rule some row of `scored` breaks, with
+/// the id of one such row; `error` itself when no row breaks one (it failed for another
+/// reason).
+fn offending_row(scan: &DataFrame, error: DataFusionError) -> DataFusionError {
+    for (column, as_type) in SCORED_COLUMNS {
+        let (ok, rule) = value_rule(column, cast(col(column), as_type));
+        let found = scan
+            .clone()
+            .filter(!coalesce(vec![ok, lit(false)]))
+            .and_then(|df| df.select(vec![cast(col("id"), DataType::Utf8).alias("id")]))
+            .and_then(|df| df.limit(0, Some(1)));
+        let Ok(df) = found else { continue };
+        let Ok(batches) = block_on_helper(NAME, async move { df.collect().await }) else {
+            continue;
+        };
+        if let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) {
+            if column == "id" {
+                return plan_datafusion_err!("{NAME}: column 'id' of 'scored' has {rule}");
+            }
+            let ids = batch.column(0).as_string::<i32>();
+            return plan_datafusion_err!(
+                "{NAME}: column '{column}' of 'scored' has {rule}; filter those rows first; id of one: {}",
+                ids.value(0)
+            );
+        }
+    }
+    error
 }
 
 /// Read and validate the centroids table while planning (k rows): the same validation as
@@ -377,119 +467,210 @@ const QUALITY: &str = "__quality";
 const CLUSTER: &str = "__cluster";
 const DISTANCE: &str = "__distance";
 const TOKENS: &str = "__tokens";
-/// The cluster table (stage 3), one row per cluster: its id, diversity and normalised
-/// diversity, and the global statistics every row needs.
+/// The cluster table (stage 3), one row per cluster: its id, diversity, normalised diversity,
+/// softmax factor a(j) and the reference quality of b(x) (when it is per cluster).
 const K_CLUSTER: &str = "__kcl";
 const DIVERSITY: &str = "__div";
 const DIVERSITY_NORM: &str = "__dn";
-const G_QMIN: &str = "__gqmin";
-const G_QMAX: &str = "__gqmax";
-const G_WMAX: &str = "__gwmax";
-const G_ROWS: &str = "__gn";
-const G_TOKENS: &str = "__gt";
+const FACTOR: &str = "__a";
+const REFERENCE: &str = "__ref";
 /// Per row (stage 4): normalised quality, weight, softmax numerator, expected count.
 const QUALITY_NORM: &str = "__qn";
 const WEIGHT: &str = "__w";
 const NUMERATOR: &str = "__e";
 const EXPECTED: &str = "__c";
 
+/// Above this (1 − α)/τ, b(x) relative to the global top quality could underflow f64
+/// (e^-708), so each cluster's own top quality is the reference (one more pass).
+const GLOBAL_REFERENCE_LIMIT: f64 = 700.0;
+
+/// The softmax numerator, split: e(x) = exp((w(x) − w_max)/τ) = a(j)·b(x) with
+/// b(x) = exp(γ·(q(x) − r)), γ = (1 − α)/(τ·Δq), and the cluster factor
+/// a(j) = exp((α·d_norm(j) + (1 − α)·q_norm(r) − w_max)/τ). The per-cluster sums
+/// S(j) = Σ_{x∈j} b(x)·m(x) need only the global quality range, not the diversities, so they
+/// are taken in the same pass as the other per-cluster statistics, and
+/// Z = Σ_j a(j)·S(j) needs no pass of its own.
+struct Softmax {
+    /// Global quality range [min, max] (from a min/max aggregate, often answered by Parquet
+    /// statistics without a scan).
+    qmin: f64,
+    qmax: f64,
+    gamma: f64,
+    /// The reference r: the global top quality (b(x) ≤ 1, ≥ e^-(1−α)/τ), or, above
+    /// [`GLOBAL_REFERENCE_LIMIT`], each cluster's own top quality (both factors ≤ 1).
+    per_cluster: bool,
+}
+
+impl Softmax {
+    fn new(qmin: f64, qmax: f64, p: &Params) -> Self {
+        // A NaN or infinite quality reaches here only through a min/max the statistics pass
+        // will reject with its own message; until then any finite range will do.
+        let (qmin, qmax) = if qmin.is_finite() && qmax.is_finite() {
+            (qmin, qmax)
+        } else {
+            (0.0, 0.0)
+        };
+        let gamma = if qmax > qmin {
+            (1.0 - p.alpha) / (p.tau * (qmax - qmin))
+        } else {
+            0.0
+        };
+        Self {
+            qmin,
+            qmax,
+            gamma,
+            per_cluster: (1.0 - p.alpha) / p.tau > GLOBAL_REFERENCE_LIMIT,
+        }
+    }
+
+    /// q_norm = (q − q_min)/(q_max − q_min), 0 when all qualities are equal.
+    fn norm(&self, q: Expr) -> Expr {
+        if self.qmax > self.qmin {
+            (q - lit(self.qmin)) / lit(self.qmax - self.qmin)
+        } else {
+            lit(0.0)
+        }
+    }
+
+    fn norm_f64(&self, q: f64) -> f64 {
+        if self.qmax > self.qmin {
+            (q - self.qmin) / (self.qmax - self.qmin)
+        } else {
+            0.0
+        }
+    }
+
+    /// The reference r of b(x): a literal, or the cluster table's column.
+    fn reference(&self) -> Expr {
+        if self.per_cluster {
+            col(REFERENCE)
+        } else {
+            lit(self.qmax)
+        }
+    }
+
+    /// b(x); the same expression in the statistics and the output pass, so S(j) sums exactly
+    /// the values the rows use.
+    fn row_factor(&self, reference: Expr) -> Expr {
+        exp((col(QUALITY) - reference) * lit(self.gamma))
+    }
+
+    /// m(x): what a copy costs in the budget's unit.
+    fn mass(p: &Params) -> Expr {
+        match p.mode {
+            Mode::Documents => lit(1.0),
+            Mode::Tokens => f64c(col(TOKENS)),
+        }
+    }
+}
+
 /// The plan: schema and centroid checks (stage 0), separation (1), scored rows (2), the
-/// cluster table (3), per-row weights and expected counts (4), counts and output (5).
+/// quality range and the cluster table with the softmax denominator, both computed while
+/// planning (3), per-row weights and expected counts (4), counts and output (5).
 fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
     let (scored_ref, scored) = resolve(state, &p.scored, "scored")?;
     let (cent_ref, centroids) = resolve(state, &p.centroids, "centroids")?;
     check_schemas(&scored, &centroids, p)?;
     let fitted = validate_centroids(state, &cent_ref, &centroids, &p.centroids)?;
-    let scan = |r: &TableReference, t: &Arc<dyn TableProvider>| -> Result<DataFrame> {
+    let scan = || -> Result<DataFrame> {
         Ok(DataFrame::new(
             state.clone(),
-            LogicalPlanBuilder::scan(r.clone(), provider_as_source(Arc::clone(t)), None)?
-                .build()?,
+            LogicalPlanBuilder::scan(
+                scored_ref.clone(),
+                provider_as_source(Arc::clone(&scored)),
+                None,
+            )?
+            .build()?,
         ))
     };
     let separation = separation_plan(state, &fitted, p)?;
-    let rows = |with_checks: bool| scored_rows(scan(&scored_ref, &scored)?, with_checks);
-    // The k-row cluster table is computed now and travels as literals: every later pass joins
-    // a small VALUES list instead of re-running the per-cluster aggregate over `scored`.
-    let clusters = materialise(state, cluster_table(rows(true)?, separation, p)?)?;
+    let checked = checked_quality_range(&scan)?;
+    let softmax = Softmax::new(checked.qmin, checked.qmax, p);
+    let clusters = cluster_table(state, &scan, separation, &softmax, checked.int64_tokens, p)?;
     // The small side first: it is the build side of the hash join.
     let weighted = || -> Result<DataFrame> {
         with_weights(
-            clusters.clone().join(
-                rows(false)?,
+            clusters.values.clone().join(
+                scored_rows(scan()?)?,
                 JoinType::Inner,
                 &[K_CLUSTER],
                 &[CLUSTER],
                 None,
             )?,
+            &softmax,
             p,
         )
     };
-    let (rows_out, expected, capped) = expected_counts(&weighted, p)?;
+    let (rows_out, expected, capped) = expected_counts(&weighted, &clusters, p)?;
     output(rows_out, expected, capped, p)
 }
 
-/// Stage 2: the scored rows, typed: `id`, [`QUALITY`], [`CLUSTER`], [`DISTANCE`], [`TOKENS`].
-/// `with_checks` adds the checks of the value columns (finite quality, known cluster, ...); the
-/// first pass, which runs while planning and reads every row, has them, the later passes need not.
-fn scored_rows(scan: DataFrame, with_checks: bool) -> Result<DataFrame> {
-    let assert = assert_udf();
-    // The id check stays in every pass: a pass that does not read `id` drops it, so the first
-    // pass (a per-cluster aggregate) never runs it and the output pass must.
-    let id = call(
-        &assert,
-        vec![
-            col("id"),
-            col("id").is_not_null(),
-            lit(format!(
-                "{NAME}: column 'id' of 'scored' has NULL values (every row needs an id: it seeds the rounding)"
-            )),
-            lit("NULL"),
-        ],
-    )
-    .alias("id");
-    if !with_checks {
-        return scan.select(vec![
-            id,
-            cast(col("quality"), DataType::Float64).alias(QUALITY),
-            cast(col("cluster"), DataType::Int64).alias(CLUSTER),
-            cast(col("distance"), DataType::Float64).alias(DISTANCE),
-            cast(col("tokens"), DataType::Int64).alias(TOKENS),
-        ]);
-    }
+/// Stage 2b: the scored rows, typed: `id`, [`QUALITY`], [`CLUSTER`], [`DISTANCE`],
+/// [`TOKENS`] (checked beforehand by [`checked_quality_range`]).
+fn scored_rows(scan: DataFrame) -> Result<DataFrame> {
     scan.select(vec![
-        id,
-        checked(&assert, "quality", DataType::Float64),
-        checked(&assert, "cluster", DataType::Int64),
-        checked(&assert, "distance", DataType::Float64),
-        checked(&assert, "tokens", DataType::Int64),
+        col("id"),
+        cast(col("quality"), DataType::Float64).alias(QUALITY),
+        cast(col("cluster"), DataType::Int64).alias(CLUSTER),
+        cast(col("distance"), DataType::Float64).alias(DISTANCE),
+        cast(col("tokens"), DataType::Int64).alias(TOKENS),
     ])
 }
 
-/// x scaled from [lo, hi] to [0, 1] (0 when the range is empty).
-fn norm(x: Expr, lo: &str, hi: &str) -> Result<Expr> {
-    when(col(hi).gt(col(lo)), (x - col(lo)) / (col(hi) - col(lo))).otherwise(lit(0.0))
+/// The cluster table, computed while planning: `values` (one row per cluster:
+/// [`K_CLUSTER`], [`DIVERSITY`], [`DIVERSITY_NORM`], [`FACTOR`], [`REFERENCE`]) enters the
+/// plan as a `VALUES` list, so the output pass joins k literal rows (a broadcast); the global
+/// statistics are plain numbers.
+struct Clusters {
+    values: DataFrame,
+    /// N and T_src: rows and tokens of `scored`.
+    rows: i64,
+    tokens: f64,
+    /// Z = Σ_j a(j)·S(j), summed exactly.
+    z: f64,
 }
 
-/// Stage 3, the first pass over the rows: per-cluster statistics joined with the separation,
-/// then diversity (separation / compactness, with the small-cluster guard), and the global
-/// statistics as window functions over those k rows only.
-fn cluster_table(rows: DataFrame, separation: DataFrame, p: &Params) -> Result<DataFrame> {
+/// Stage 3, the statistics pass over the rows: per cluster rows, tokens, Σ distance
+/// (→ compactness), top quality and S(j) ([`Softmax`]); joined with the separation, then
+/// diversity (separation / compactness, with the small-cluster guard) and its normalisation
+/// over those k rows. The rest (w_max, a(j), Z) is arithmetic on the k collected rows.
+fn cluster_table(
+    state: &SessionState,
+    scan: &dyn Fn() -> Result<DataFrame>,
+    separation: DataFrame,
+    softmax: &Softmax,
+    int64_tokens: bool,
+    p: &Params,
+) -> Result<Clusters> {
     let (assert, exact) = (assert_udf(), exact_sum_udaf());
-    let per_cluster = rows.aggregate(
-        vec![col(CLUSTER).alias("__k_cl")],
-        vec![
-            count(lit(1)).alias("__n"),
-            // Σ tokens as Decimal128(38, 0): an Int64 sum wraps silently past 2^63.
-            sum(cast(col(TOKENS), DataType::Decimal128(38, 0))).alias("__t"),
-            exact.call(vec![col(DISTANCE)]).alias("__dsum"),
-            min(col(QUALITY)).alias("__qmin_j"),
-            max(col(QUALITY)).alias("__qmax_j"),
-        ],
-    )?;
+    let mut aggregates = vec![
+        count(lit(1)).alias("__n"),
+        // An Int64 sum wraps silently past 2^63: Decimal128(38, 0) unless the checks showed
+        // no sum can get there (the Decimal sum costs a cast and a check per row).
+        if int64_tokens {
+            sum(col(TOKENS))
+        } else {
+            sum(cast(col(TOKENS), DataType::Decimal128(38, 0)))
+        }
+        .alias("__t"),
+        exact.call(vec![col(DISTANCE)]).alias("__dsum"),
+        max(col(QUALITY)).alias("__qmax_j"),
+    ];
+    if !softmax.per_cluster {
+        aggregates.push(
+            exact
+                .call(vec![
+                    softmax.row_factor(softmax.reference()) * Softmax::mass(p),
+                ])
+                .alias("__s"),
+        );
+    }
+    let per_cluster =
+        scored_rows(scan()?)?.aggregate(vec![col(CLUSTER).alias("__k_cl")], aggregates)?;
     let clusters = separation
         .join(per_cluster, JoinType::Right, &["__c_cl"], &["__k_cl"], None)?
-        .select(vec![
+        .with_column(
+            K_CLUSTER,
             call(
                 &assert,
                 vec![
@@ -501,26 +682,14 @@ fn cluster_table(rows: DataFrame, separation: DataFrame, p: &Params) -> Result<D
                     )),
                     col("__k_cl"),
                 ],
-            )
-            .alias(K_CLUSTER),
-            col("__n"),
-            col("__t"),
-            col("__qmin_j"),
-            col("__qmax_j"),
-            col("__sep"),
-            (col("__dsum") / f64c(col("__n"))).alias("__comp"),
-        ])?
-        .window(vec![
-            over_all(sum_udaf(), col("__n")).alias(G_ROWS),
-            over_all(sum_udaf(), col("__t")).alias(G_TOKENS),
-            over_all(min_udaf(), col("__qmin_j")).alias(G_QMIN),
-            over_all(max_udaf(), col("__qmax_j")).alias(G_QMAX),
-            over_all(
-                min_udaf(),
-                when(col("__comp").gt(lit(0.0)), col("__comp")).end()?,
-            )
-            .alias("__gcmin"),
-        ])?;
+            ),
+        )?
+        .with_column("__comp", col("__dsum") / f64c(col("__n")))?
+        .window(vec![over_all(
+            min_udaf(),
+            when(col("__comp").gt(lit(0.0)), col("__comp")).end()?,
+        )
+        .alias("__gcmin")])?;
     // A zero compactness takes the smallest positive one (1 when none is positive).
     let compactness = when(col("__comp").gt(lit(0.0)), col("__comp"))
         .otherwise(coalesce(vec![col("__gcmin"), lit(1.0)]))?;
@@ -547,70 +716,218 @@ fn cluster_table(rows: DataFrame, separation: DataFrame, p: &Params) -> Result<D
                 .otherwise(col(DIVERSITY))?,
             )?;
     }
-    let clusters = clusters.window(vec![
-        over_all(min_udaf(), col(DIVERSITY)).alias("__gdmin"),
-        over_all(max_udaf(), col(DIVERSITY)).alias("__gdmax"),
-    ])?;
-    // The largest weight is the largest per-cluster α·d_norm + (1−α)·q_norm(max quality).
-    clusters
-        .with_column(DIVERSITY_NORM, norm(col(DIVERSITY), "__gdmin", "__gdmax")?)?
-        .with_column(
-            "__wtop",
-            lit(p.alpha) * col(DIVERSITY_NORM)
-                + lit(1.0 - p.alpha) * norm(col("__qmax_j"), G_QMIN, G_QMAX)?,
-        )?
-        .window(vec![over_all(max_udaf(), col("__wtop")).alias(G_WMAX)])?
-        .select(vec![
-            col(K_CLUSTER),
-            col(DIVERSITY),
-            col(DIVERSITY_NORM),
-            col(G_QMIN),
-            col(G_QMAX),
-            col(G_WMAX),
-            col(G_ROWS),
-            col(G_TOKENS),
-        ])
+    let mut keep = vec![
+        col(K_CLUSTER),
+        col(DIVERSITY),
+        norm(col(DIVERSITY), "__gdmin", "__gdmax")?.alias(DIVERSITY_NORM),
+        f64c(col("__qmax_j")).alias("__qmax_j"),
+        cast(col("__n"), DataType::Int64).alias("__n"),
+        cast(col("__t"), DataType::Decimal128(38, 0)).alias("__t"),
+    ];
+    if !softmax.per_cluster {
+        keep.push(col("__s"));
+    }
+    let table = clusters
+        .window(vec![
+            over_all(min_udaf(), col(DIVERSITY)).alias("__gdmin"),
+            over_all(max_udaf(), col(DIVERSITY)).alias("__gdmax"),
+        ])?
+        .select(keep)?;
+    let batches = match block_on_helper(NAME, async move { table.collect().await }) {
+        Ok(b) => b,
+        Err(e) => return Err(offending_row(&scan()?, e)),
+    };
+    let rows = ClusterRows::read(&batches)?;
+
+    // w_max is the largest per-cluster α·d_norm + (1−α)·q_norm(top quality).
+    let w_max = rows
+        .iter()
+        .map(|r| p.alpha * r.dn + (1.0 - p.alpha) * softmax.norm_f64(r.qmax))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let reference = |r: &ClusterRow| {
+        if softmax.per_cluster {
+            r.qmax
+        } else {
+            softmax.qmax
+        }
+    };
+    let factor = |r: &ClusterRow| {
+        ((p.alpha * r.dn + (1.0 - p.alpha) * softmax.norm_f64(reference(r)) - w_max) / p.tau).exp()
+    };
+    let sums = if softmax.per_cluster {
+        per_cluster_sums(state, scan, &rows, softmax, p)?
+    } else {
+        rows.iter().map(|r| (r.id, r.s)).collect()
+    };
+    let mut z = ExactSum::default();
+    let mut values = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let a = factor(r);
+        let s = sums.get(&r.id).copied().unwrap_or(0.0);
+        z.add(a * s)
+            .map_err(|e| plan_datafusion_err!("{NAME}: softmax denominator: {e}"))?;
+        values.push(vec![
+            lit(r.id),
+            lit(r.div),
+            lit(r.dn),
+            lit(a),
+            lit(reference(r)),
+        ]);
+    }
+    if values.is_empty() {
+        // No rows in `scored`: one row that joins nothing keeps the plan's types.
+        values.push(vec![
+            lit(ScalarValue::Int64(None)),
+            lit(0.0),
+            lit(0.0),
+            lit(0.0),
+            lit(0.0),
+        ]);
+    }
+    let plan = named_values(
+        values,
+        &[K_CLUSTER, DIVERSITY, DIVERSITY_NORM, FACTOR, REFERENCE],
+    )?;
+    Ok(Clusters {
+        values: DataFrame::new(state.clone(), plan),
+        rows: rows.iter().map(|r| r.n).sum(),
+        tokens: rows.iter().map(|r| r.t).sum::<i128>() as f64,
+        z: z.value(),
+    })
 }
 
-/// Stage 4, per row: q_norm, weight and the stable softmax numerator e = exp((w − w_max)/τ).
-fn with_weights(df: DataFrame, p: &Params) -> Result<DataFrame> {
-    df.with_column(QUALITY_NORM, norm(col(QUALITY), G_QMIN, G_QMAX)?)?
+/// One collected row of the cluster table.
+struct ClusterRow {
+    id: i64,
+    div: f64,
+    dn: f64,
+    qmax: f64,
+    n: i64,
+    t: i128,
+    /// S(j) when it came with the statistics pass.
+    s: f64,
+}
+
+struct ClusterRows;
+
+impl ClusterRows {
+    fn read(batches: &[RecordBatch]) -> Result<Vec<ClusterRow>> {
+        let mut out = Vec::new();
+        for b in batches {
+            let f = |i: usize| b.column(i).as_primitive::<Float64Type>();
+            let g = |i: usize| b.column(i).as_primitive::<Int64Type>();
+            let (id, div, dn, qmax, n) = (g(0), f(1), f(2), f(3), g(4));
+            let t = b.column(5).as_primitive::<Decimal128Type>();
+            for i in 0..b.num_rows() {
+                out.push(ClusterRow {
+                    id: id.value(i),
+                    div: div.value(i),
+                    dn: dn.value(i),
+                    qmax: qmax.value(i),
+                    n: n.value(i),
+                    t: t.value(i),
+                    s: if b.num_columns() > 6 {
+                        f(6).value(i)
+                    } else {
+                        0.0
+                    },
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// S(j) with each cluster's own top quality as the reference: one more aggregate pass, joined
+/// with those k references (only when (1 − α)/τ is above [`GLOBAL_REFERENCE_LIMIT`]).
+fn per_cluster_sums(
+    state: &SessionState,
+    scan: &dyn Fn() -> Result<DataFrame>,
+    rows: &[ClusterRow],
+    softmax: &Softmax,
+    p: &Params,
+) -> Result<HashMap<i64, f64>> {
+    if rows.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let references = DataFrame::new(
+        state.clone(),
+        named_values(
+            rows.iter().map(|r| vec![lit(r.id), lit(r.qmax)]).collect(),
+            &[K_CLUSTER, REFERENCE],
+        )?,
+    );
+    let df = references
+        .join(
+            scored_rows(scan()?)?,
+            JoinType::Inner,
+            &[K_CLUSTER],
+            &[CLUSTER],
+            None,
+        )?
+        .aggregate(
+            vec![col(K_CLUSTER)],
+            vec![exact_sum_udaf()
+                .call(vec![softmax.row_factor(col(REFERENCE)) * Softmax::mass(p)])
+                .alias("__s")],
+        )?;
+    let batches = block_on_helper(NAME, async move { df.collect().await })?;
+    let mut out = HashMap::new();
+    for b in &batches {
+        let (id, s) = (
+            b.column(0).as_primitive::<Int64Type>(),
+            b.column(1).as_primitive::<Float64Type>(),
+        );
+        for i in 0..b.num_rows() {
+            out.insert(id.value(i), s.value(i));
+        }
+    }
+    Ok(out)
+}
+
+/// x scaled from [lo, hi] to [0, 1] (0 when the range is empty).
+fn norm(x: Expr, lo: &str, hi: &str) -> Result<Expr> {
+    when(col(hi).gt(col(lo)), (x - col(lo)) / (col(hi) - col(lo))).otherwise(lit(0.0))
+}
+
+/// Stage 4, per row: q_norm, weight and the softmax numerator e = a(j)·b(x).
+fn with_weights(df: DataFrame, softmax: &Softmax, p: &Params) -> Result<DataFrame> {
+    df.with_column(QUALITY_NORM, softmax.norm(col(QUALITY)))?
         .with_column(
             WEIGHT,
             lit(p.alpha) * col(DIVERSITY_NORM) + lit(1.0 - p.alpha) * col(QUALITY_NORM),
         )?
-        .with_column(NUMERATOR, exp((col(WEIGHT) - col(G_WMAX)) / lit(p.tau)))
+        .with_column(
+            NUMERATOR,
+            col(FACTOR) * softmax.row_factor(softmax.reference()),
+        )
 }
 
 /// Stage 4, expected counts: the rows to finish and the expression of each row's expected
-/// count (and, with `max_copies`, its uncapped value). Without a cap, the second pass sums the
-/// softmax denominators and the third joins them back; with a cap, [`water_fill`] finds the
-/// scale while planning and the rows need no second pass.
+/// count (and, with `max_copies`, its uncapped value). Without a cap the denominator Z came
+/// with the cluster table; with a cap, [`water_fill`] finds the scale while planning.
 fn expected_counts(
     weighted: &dyn Fn() -> Result<DataFrame>,
+    clusters: &Clusters,
     p: &Params,
 ) -> Result<(DataFrame, Expr, Option<Expr>)> {
     let exact = exact_sum_udaf();
     let (rows, expected, capped) = match p.options.max_copies {
         None => {
-            // The softmax denominators, summed exactly while planning (one pass); the output
-            // pass then divides by literals.
-            // Only the mode's own sum: the other may not be summable (huge token counts).
-            let numerator = match p.mode {
-                Mode::Documents => col(NUMERATOR),
-                Mode::Tokens => col(NUMERATOR) * f64c(col(TOKENS)),
+            let scale = match p.mode {
+                Mode::Documents => doc_target(clusters.rows as f64 * p.budget / clusters.tokens, p),
+                Mode::Tokens => p.budget,
             };
-            let z = query(
-                weighted()?.aggregate(vec![], vec![exact.call(vec![numerator]).alias("__z")])?,
-            )?[0];
-            let expected = match p.mode {
-                Mode::Documents => {
-                    doc_target(f64c(col(G_ROWS)) * lit(p.budget) / f64c(col(G_TOKENS)), p)
-                        * col(NUMERATOR)
-                        / lit(z)
-                }
-                Mode::Tokens => lit(p.budget) * col(NUMERATOR) / lit(z),
-            };
+            // Every numerator is at most 1 (a(j)·b(x) = exp((w − w_max)/τ)), so no expected
+            // count exceeds scale / Z: checked here, not per row. An infinite one (all-zero
+            // tokens, a budget beyond f64) would otherwise surface as a failed Int64 cast.
+            let most = scale / clusters.z;
+            if clusters.rows > 0 && !(0.0..9.2e18).contains(&most) {
+                return plan_err!(
+                    "{NAME}: an expected count is not a number below 9.2e18 (counts are Int64): in 'tokens' mode every row of 'scored' has 0 tokens, or budget_tokens is too large (largest expected count: {most})"
+                );
+            }
+            let expected = lit(scale) * col(NUMERATOR) / lit(clusters.z);
             (weighted()?, expected, None)
         }
         Some(cap) => {
@@ -622,20 +939,6 @@ fn expected_counts(
             (weighted()?, expected, Some(scaled))
         }
     };
-    // An infinite expected count (all-zero tokens in 'tokens' mode, a budget beyond f64) would
-    // otherwise surface as "Can't cast value inf to Int64".
-    let expected = call(
-        &assert_udf(),
-        vec![
-            expected.clone(),
-            // Counts are Int64: an expected count must be a number below 2^63.
-            coalesce(vec![expected.between(lit(0.0), lit(9.2e18)), lit(false)]),
-            lit(format!(
-                "{NAME}: an expected count is not a number below 9.2e18 (counts are Int64): in 'tokens' mode every row of 'scored' has 0 tokens, or budget_tokens is too large; id: "
-            )),
-            col("id"),
-        ],
-    );
     Ok((rows, expected, capped))
 }
 
@@ -645,11 +948,10 @@ fn output(rows: DataFrame, expected: Expr, capped: Option<Expr>, p: &Params) -> 
     let u = call(&uniform_udf(), vec![col("id"), lit(p.seed)]);
     let with_c = rows.with_column(EXPECTED, expected)?;
     let (with_c, count) = match p.options.rounding {
+        // ⌊c⌋ + 1[u < c − ⌊c⌋], in one function call per batch.
         Rounding::Independent => (
             with_c,
-            cast(floor(col(EXPECTED)), DataType::Int64)
-                + when(u.lt(col(EXPECTED) - floor(col(EXPECTED))), lit(1i64))
-                    .otherwise(lit(0i64))?,
+            call(&round_udf(), vec![col(EXPECTED), col("id"), lit(p.seed)]),
         ),
         Rounding::Systematic => systematic(with_c, u, p.seed, p.mode == Mode::Documents)?,
     };
@@ -671,10 +973,10 @@ fn output(rows: DataFrame, expected: Expr, capped: Option<Expr>, p: &Params) -> 
 /// The document target N·budget/T_src of 'documents' mode; with systematic rounding it is
 /// rounded to a whole number first, so that Σ expected is a whole number and Σ count can
 /// equal it exactly without biasing any document's count.
-fn doc_target(target: Expr, p: &Params) -> Expr {
+fn doc_target(target: f64, p: &Params) -> f64 {
     match p.options.rounding {
         Rounding::Independent => target,
-        Rounding::Systematic => floor(target + lit(0.5)),
+        Rounding::Systematic => (target + 0.5).floor(),
     }
 }
 
@@ -802,17 +1104,6 @@ fn water_fill(
         lambda = (target - cap * capped_mass) / rest;
     }
     Ok(lambda)
-}
-
-/// Run a small plan now and return it as a `VALUES` plan with the same column names and types
-/// (an empty result becomes the original plan filtered to nothing: `VALUES` needs a row).
-fn materialise(state: &SessionState, df: DataFrame) -> Result<DataFrame> {
-    let original = df.clone();
-    let batches = block_on_helper(NAME, async move { df.collect().await })?;
-    match batches_as_values(&batches)? {
-        Some(plan) => Ok(DataFrame::new(state.clone(), plan)),
-        None => original.filter(lit(false)),
-    }
 }
 
 /// Run a one-row aggregate while planning and return its values as f64 (NULL → 0).
