@@ -298,11 +298,8 @@ impl ScalarUDFImpl for Round {
             return Ok(ColumnarValue::Array(Arc::new(out)));
         }
         let (u, scalar) = uniforms(id, seed, args.number_rows)?;
-        let rows = if scalar && matches!(expected, ColumnarValue::Scalar(_)) {
-            1
-        } else {
-            args.number_rows
-        };
+        let all_scalar = scalar && matches!(expected, ColumnarValue::Scalar(_));
+        let rows = if all_scalar { 1 } else { args.number_rows };
         let expected = cast(&expected.to_array(rows)?, &DataType::Float64)?;
         let expected = expected.as_primitive::<Float64Type>();
         let mut out = Int64Builder::with_capacity(rows);
@@ -320,7 +317,7 @@ impl ScalarUDFImpl for Round {
             }
             out.append_value(integer_count(c, u.value(j)));
         }
-        result(Arc::new(out.finish()), rows == 1 && scalar)
+        result(Arc::new(out.finish()), all_scalar)
     }
     fn documentation(&self) -> Option<&Documentation> {
         Some(&ROUND_DOC)
