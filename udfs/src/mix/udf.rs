@@ -309,19 +309,23 @@ impl ScalarUDFImpl for Round {
                 out.append_null();
                 continue;
             }
-            let c = expected.value(i);
-            if !(0.0..MAX_EXPECTED).contains(&c) {
-                return exec_err!(
-                    "{ROUND}: argument 'expected_count' must be a number in [0, 9.2e18) (counts are Int64), got {c}"
-                );
-            }
-            out.append_value(integer_count(c, u.value(j)));
+            out.append_value(rounded(expected.value(i), u.value(j))?);
         }
         result(Arc::new(out.finish()), all_scalar)
     }
     fn documentation(&self) -> Option<&Documentation> {
         Some(&ROUND_DOC)
     }
+}
+
+/// [`integer_count`] of one expected count, which must fit the Int64 count.
+fn rounded(c: f64, u: f64) -> Result<i64> {
+    if !(0.0..MAX_EXPECTED).contains(&c) {
+        return exec_err!(
+            "{ROUND}: argument 'expected_count' must be a number in [0, 9.2e18) (counts are Int64), got {c}"
+        );
+    }
+    Ok(integer_count(c, u))
 }
 
 /// The common call of [`Round`], `samplemix_round(expected, id, 42)` over string ids with no
@@ -347,17 +351,7 @@ fn round_fast(
     }
     let expected = expected.as_primitive::<Float64Type>().values();
     let mixed = crate::hash::splitmix64(seed as u64);
-    let count = |c: f64, id: &str| -> Result<i64> {
-        if !(0.0..MAX_EXPECTED).contains(&c) {
-            return exec_err!(
-                "{ROUND}: argument 'expected_count' must be a number in [0, 9.2e18) (counts are Int64), got {c}"
-            );
-        }
-        Ok(integer_count(
-            c,
-            crate::hash::uniform_premixed(id.as_bytes(), mixed),
-        ))
-    };
+    let count = |c: f64, id: &str| rounded(c, crate::hash::uniform_premixed(id.as_bytes(), mixed));
     let out: Result<Vec<i64>> = match id.data_type() {
         DataType::Utf8View => {
             let ids = id.as_string_view();

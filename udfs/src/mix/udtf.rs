@@ -737,7 +737,7 @@ fn cluster_table(
         Ok(b) => b,
         Err(e) => return Err(offending_row(&scan()?, e)),
     };
-    let rows = ClusterRows::read(&batches)?;
+    let rows = read_cluster_rows(&batches);
 
     // w_max is the largest per-cluster α·d_norm + (1−α)·q_norm(top quality).
     let w_max = rows
@@ -808,34 +808,31 @@ struct ClusterRow {
     s: f64,
 }
 
-struct ClusterRows;
-
-impl ClusterRows {
-    fn read(batches: &[RecordBatch]) -> Result<Vec<ClusterRow>> {
-        let mut out = Vec::new();
-        for b in batches {
-            let f = |i: usize| b.column(i).as_primitive::<Float64Type>();
-            let g = |i: usize| b.column(i).as_primitive::<Int64Type>();
-            let (id, div, dn, qmax, n) = (g(0), f(1), f(2), f(3), g(4));
-            let t = b.column(5).as_primitive::<Decimal128Type>();
-            for i in 0..b.num_rows() {
-                out.push(ClusterRow {
-                    id: id.value(i),
-                    div: div.value(i),
-                    dn: dn.value(i),
-                    qmax: qmax.value(i),
-                    n: n.value(i),
-                    t: t.value(i),
-                    s: if b.num_columns() > 6 {
-                        f(6).value(i)
-                    } else {
-                        0.0
-                    },
-                });
-            }
+/// The collected cluster table: columns in the order `cluster_table` selects them.
+fn read_cluster_rows(batches: &[RecordBatch]) -> Vec<ClusterRow> {
+    let mut out = Vec::new();
+    for b in batches {
+        let f = |i: usize| b.column(i).as_primitive::<Float64Type>();
+        let g = |i: usize| b.column(i).as_primitive::<Int64Type>();
+        let (id, div, dn, qmax, n) = (g(0), f(1), f(2), f(3), g(4));
+        let t = b.column(5).as_primitive::<Decimal128Type>();
+        for i in 0..b.num_rows() {
+            out.push(ClusterRow {
+                id: id.value(i),
+                div: div.value(i),
+                dn: dn.value(i),
+                qmax: qmax.value(i),
+                n: n.value(i),
+                t: t.value(i),
+                s: if b.num_columns() > 6 {
+                    f(6).value(i)
+                } else {
+                    0.0
+                },
+            });
         }
-        Ok(out)
     }
+    out
 }
 
 /// S(j) with each cluster's own top quality as the reference: one more aggregate pass, joined
