@@ -5,8 +5,8 @@
 //! process's own registry. So every role registers the same functions, built from nothing but
 //! their names:
 //!
-//! - scalar and aggregate functions: [`samplemix_udfs::all_udfs`] / [`all_udafs`]; the
-//!   `diversity_cluster` among them reads centroids from Parquet paths or URLs (`s3://` with
+//! - scalar, aggregate and window functions: [`samplemix_udfs::all_udfs`] / [`all_udafs`] /
+//!   [`all_udwfs`]; the `diversity_cluster` among them reads centroids from Parquet paths or URLs (`s3://` with
 //!   the process's `AWS_*` environment), since a table that lives in the client's session does
 //!   not exist on an executor;
 //! - table functions never travel: they are expanded on the client while planning
@@ -31,7 +31,7 @@ use datafusion::execution::{FunctionRegistry, SessionStateBuilder};
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 use samplemix_udfs::functions::{diversity_cluster_udf, CentroidSource};
-use samplemix_udfs::{all_udafs, all_udfs};
+use samplemix_udfs::{all_udafs, all_udfs, all_udwfs};
 
 /// How long the client waits for the scheduler's port before giving up.
 pub const SCHEDULER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -78,6 +78,9 @@ pub fn cluster_state(config: SessionConfig) -> Result<SessionState> {
     }
     for udaf in all_udafs() {
         state.register_udaf(udaf)?;
+    }
+    for udwf in all_udwfs() {
+        state.register_udwf(udwf)?;
     }
     Ok(state)
 }

@@ -17,7 +17,7 @@ use datafusion_cli::functions::{
     ListFilesCacheFunc, MetadataCacheFunc, ParquetMetadataFunc, StatisticsCacheFunc,
 };
 
-pub use samplemix_udfs::{all_udafs, all_udfs, all_udtfs, register_all};
+pub use samplemix_udfs::{all_udafs, all_udfs, all_udtfs, all_udwfs, register_all};
 
 #[cfg(feature = "ballista")]
 pub mod cluster;

@@ -374,8 +374,8 @@ async fn sample_corpus_budget_invariants() {
 #[tokio::test]
 async fn options_on_the_sample_corpus() {
     let ctx = sample_corpus_scored().await;
-    // 'tokens' mode, systematic rounding: realised tokens close to the budget, seeds 0-9 (the
-    // issue's target is 1%; what we reach is printed and recorded in BENCHMARKS.md).
+    // 'tokens' mode, systematic rounding: realised tokens close to the budget, seeds 0-9 (what
+    // we reach is printed and recorded in BENCHMARKS.md).
     let mut worst = 0.0f64;
     for seed in 0..10 {
         let out = sql(&ctx, &[&format!(
@@ -384,13 +384,15 @@ async fn options_on_the_sample_corpus() {
         .await;
         let realised = f64s(&out, "realised")[0];
         println!(
-            "systematic, seed {seed}: {:+.3}% of the budget",
+            "systematic, seed {seed}: {:+} tokens ({:+.4}%) off the budget",
+            realised - 600000.0,
             100.0 * (realised / 600000.0 - 1.0)
         );
         worst = f64::max(worst, (realised / 600000.0 - 1.0).abs());
     }
-    // Independent rounding scatters by ~3.4% (sd) here; systematic must stay well inside that.
-    assert!(worst < 0.02, "worst deviation {worst}");
+    // The issue asks for 1%; balancing the long documents against shorter ones leaves about
+    // one short document's tokens (independent rounding scatters by ~3.4% sd here).
+    assert!(worst < 0.001, "worst deviation {worst}");
     // 'documents' mode, systematic rounding: Σ count = round(Σ expected) exactly.
     for (seed, budget) in [(0, 300000), (1, 600000), (2, 1234567), (3, 77777)] {
         // Expected counts add up to the whole document target round(N·budget/T_src).

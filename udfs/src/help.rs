@@ -1,9 +1,9 @@
 //! `samplemix_help()`: one row per samplemix SQL function (name, kind, syntax, description).
 //!
-//! DataFusion 55's `SHOW FUNCTIONS` lists scalar and aggregate functions with their
+//! DataFusion 55's `SHOW FUNCTIONS` lists scalar, aggregate and window functions with their
 //! documentation, but not table functions (they carry none); this table lists all of ours in
-//! one place, the scalar and aggregate rows taken from the same `Documentation` that
-//! `SHOW FUNCTIONS` shows, so the two cannot drift.
+//! one place, the other rows taken from the same `Documentation` that `SHOW FUNCTIONS` shows,
+//! so the two cannot drift.
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::plan_err;
 use datafusion::datasource::ViewTable;
 use datafusion::error::Result;
+use datafusion::logical_expr::Documentation;
 use datafusion::prelude::lit;
 
 use crate::plans::named_values;
@@ -25,7 +26,7 @@ const TABLE_FUNCTIONS: &[(&str, &str, &str)] = &[
     (
         "samplemix_weights",
         "samplemix_weights(scored, centroids, alpha, tau, budget_tokens [, seed [, mode [, separation [, options]]]])",
-        "SampleMix weights and counts: per row of scored (id, quality, cluster, distance, tokens) returns id, quality_norm, diversity, diversity_norm, weight = alpha*diversity_norm + (1-alpha)*quality_norm, expected_count (softmax over weight/tau scaled to the budget: mode 'tokens' (default: sum of expected_count*tokens = budget_tokens) or 'documents' (the paper's document count N*budget/T_src)) and count (stochastic rounding seeded by seed). separation is 'mean' (default) or 'min'. options: 'rounding=independent|systematic, max_copies=M, min_cluster_size=S' (a capped column is added with max_copies). Outputs are bit-identical for any partitioning.",
+        "SampleMix weights and counts: per row of scored (id, quality, cluster, distance, tokens) returns id, quality_norm, diversity, diversity_norm, weight = alpha*diversity_norm + (1-alpha)*quality_norm, expected_count (softmax over weight/tau scaled to the budget: mode 'tokens' (default: sum of expected_count*tokens = budget_tokens) or 'documents' (the paper's document count N*budget/T_src)) and count (stochastic rounding seeded by seed). separation is 'mean' (default) or 'min'. options: 'rounding=independent|systematic (systematic: dependent rounding that pins the total, see samplemix_systematic_round), max_copies=M, min_cluster_size=S' (a capped column is added with max_copies). Outputs are bit-identical for any partitioning.",
     ),
     (
         "near_duplicates",
@@ -54,27 +55,32 @@ impl TableFunctionImpl for SamplemixHelp {
                 args.exprs().len()
             );
         }
+        let documented = |name: &str, kind: &'static str, doc: Option<&Documentation>| {
+            doc.map(|d| {
+                (
+                    name.to_string(),
+                    kind,
+                    d.syntax_example.clone(),
+                    d.description.clone(),
+                )
+            })
+        };
         let mut rows: Vec<Row> = Vec::new();
-        for udf in crate::all_udfs() {
-            if let Some(doc) = udf.documentation() {
-                rows.push((
-                    udf.name().to_string(),
-                    "scalar",
-                    doc.syntax_example.clone(),
-                    doc.description.clone(),
-                ));
-            }
-        }
-        for udaf in crate::all_udafs() {
-            if let Some(doc) = udaf.documentation() {
-                rows.push((
-                    udaf.name().to_string(),
-                    "aggregate",
-                    doc.syntax_example.clone(),
-                    doc.description.clone(),
-                ));
-            }
-        }
+        rows.extend(
+            crate::all_udfs()
+                .iter()
+                .filter_map(|f| documented(f.name(), "scalar", f.documentation())),
+        );
+        rows.extend(
+            crate::all_udafs()
+                .iter()
+                .filter_map(|f| documented(f.name(), "aggregate", f.documentation())),
+        );
+        rows.extend(
+            crate::all_udwfs()
+                .iter()
+                .filter_map(|f| documented(f.name(), "window", f.documentation())),
+        );
         for (name, syntax, description) in TABLE_FUNCTIONS {
             rows.push((
                 (*name).to_string(),

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! The public surface is small on purpose:
-//! - [`register_all`], [`all_udfs`], [`all_udafs`], [`all_udtfs`]: what a DataFusion user
+//! - [`register_all`], [`all_udfs`], [`all_udafs`], [`all_udwfs`], [`all_udtfs`]: what a DataFusion user
 //!   registers;
 //! - [`functions`]: the function implementations themselves, for users who pick some or build
 //!   them with options (a progress callback for `kmeans_fit`, a centroid source for
@@ -32,7 +32,7 @@ use std::sync::Arc;
 use datafusion::catalog::TableFunction;
 use datafusion::error::Result;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 use datafusion::prelude::SessionContext;
 
 mod args;
@@ -62,6 +62,7 @@ pub mod functions {
     pub use crate::mix::udaf::exact_sum_udaf;
     pub use crate::mix::udf::{assert_udf, distance_udf, round_udf, uniform_udf};
     pub use crate::mix::udtf::SamplemixWeights;
+    pub use crate::mix::udwf::systematic_round_udwf;
     pub use crate::quality::udf::{quality_score_udf, quality_signals_udf};
     pub use crate::tokens::udf::token_count_udf;
 }
@@ -81,8 +82,8 @@ pub mod kernels {
     pub use crate::embed::hashed::{embed, embed_into, DEFAULT_DIM, MAX_DIM};
     pub use crate::hash::{fnv1a64, splitmix64, uniform, unit_interval};
     pub use crate::mix::weights::{
-        integer_count, separation, systematic_extra, systematic_offset, ExactSum, Mode, Separation,
-        SYSTEMATIC_UNIT,
+        integer_count, separation, systematic_counts, systematic_extra, systematic_offset,
+        ExactSum, Mode, Separation, SYSTEMATIC_UNIT,
     };
     pub use crate::quality::{quality_score, score, signals, Signals};
     pub use crate::tokens::{count_tokens, Encoding};
@@ -124,6 +125,11 @@ pub fn all_udafs() -> Vec<Arc<AggregateUDF>> {
     vec![functions::exact_sum_udaf()]
 }
 
+/// Every window function samplemix adds (`samplemix_systematic_round`).
+pub fn all_udwfs() -> Vec<Arc<WindowUDF>> {
+    vec![functions::systematic_round_udwf()]
+}
+
 /// Every table function samplemix adds: `kmeans_fit`, `samplemix_weights`, `near_duplicates`,
 /// `samplemix_help`.
 pub fn all_udtfs() -> Vec<Arc<TableFunction>> {
@@ -160,6 +166,9 @@ pub fn register_all(ctx: &SessionContext) -> Result<()> {
     );
     for udaf in all_udafs() {
         ctx.register_udaf(udaf.as_ref().clone());
+    }
+    for udwf in all_udwfs() {
+        ctx.register_udwf(udwf.as_ref().clone());
     }
     for udtf in all_udtfs() {
         ctx.register_udtf(udtf.name(), Arc::clone(udtf.function()));

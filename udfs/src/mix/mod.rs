@@ -3,4 +3,5 @@
 pub mod udaf;
 pub mod udf;
 pub mod udtf;
+pub mod udwf;
 pub mod weights;

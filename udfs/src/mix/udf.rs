@@ -121,7 +121,7 @@ static UNIFORM_DOC: LazyLock<Documentation> = LazyLock::new(|| {
 
 /// Seeds as the 64-bit patterns the hash uses: signed values as two's complement, unsigned as
 /// they are.
-fn seeds(array: &ArrayRef) -> Result<Vec<Option<i64>>> {
+pub(crate) fn seeds(array: &ArrayRef) -> Result<Vec<Option<i64>>> {
     Ok(match array.data_type() {
         DataType::UInt64 => array
             .as_primitive::<UInt64Type>()
@@ -170,19 +170,10 @@ fn uniforms(id: &ColumnarValue, seed: &ColumnarValue, rows: usize) -> Result<(Fl
     // The common call has one seed: it is mixed once, not per row.
     if let (ColumnarValue::Array(id), ColumnarValue::Scalar(seed)) = (id, seed) {
         if let Some(Some(seed)) = seeds(&seed.to_array()?)?.first() {
-            let out = match id.data_type() {
-                DataType::Utf8 => Some(hash_strings_one_seed(id.as_string::<i32>().iter(), *seed)),
-                DataType::LargeUtf8 => {
-                    Some(hash_strings_one_seed(id.as_string::<i64>().iter(), *seed))
-                }
-                DataType::Utf8View => {
-                    Some(hash_strings_one_seed(id.as_string_view().iter(), *seed))
-                }
-                _ => None,
-            };
-            if let Some(out) = out {
-                return Ok((out, false));
-            }
+            return Ok((
+                id_uniforms(id, crate::hash::splitmix64(*seed as u64))?,
+                false,
+            ));
         }
     }
     let scalar = matches!(
@@ -224,15 +215,56 @@ fn hash_strings<'a>(
         .collect()
 }
 
-/// [`hash_strings`] for one seed (the common call, `samplemix_uniform(id, 42)`): the seed is
-/// mixed once, not per row.
-fn hash_strings_one_seed<'a>(
-    ids: impl Iterator<Item = Option<&'a str>>,
-    seed: i64,
-) -> Float64Array {
-    let mixed = crate::hash::splitmix64(seed as u64);
-    ids.map(|id| Some(crate::hash::uniform_premixed(id?.as_bytes(), mixed)))
-        .collect()
+/// u(id) of every row for one seed, given as `SplitMix64(seed)` (mixed once, not per row);
+/// NULL ids give NULL.
+pub(crate) fn id_uniforms(id: &ArrayRef, mixed: u64) -> Result<Float64Array> {
+    fn strings<'a>(ids: impl Iterator<Item = Option<&'a str>>, mixed: u64) -> Float64Array {
+        ids.map(|id| Some(crate::hash::uniform_premixed(id?.as_bytes(), mixed)))
+            .collect()
+    }
+    if let Some(u) = string_uniforms(id, mixed) {
+        return Ok(Float64Array::from(u));
+    }
+    Ok(match id.data_type() {
+        DataType::Utf8 => strings(id.as_string::<i32>().iter(), mixed),
+        DataType::LargeUtf8 => strings(id.as_string::<i64>().iter(), mixed),
+        DataType::Utf8View => strings(id.as_string_view().iter(), mixed),
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => {
+            let bin = cast(id, &DataType::LargeBinary)?;
+            bin.as_binary::<i64>()
+                .iter()
+                .map(|b| Some(crate::hash::uniform_premixed(b?, mixed)))
+                .collect()
+        }
+        _ => strings(cast(id, &DataType::Utf8)?.as_string::<i32>().iter(), mixed),
+    })
+}
+
+/// u(id) of a string column without NULLs, four ids at a time (None: another type, or NULLs).
+fn string_uniforms(id: &ArrayRef, mixed: u64) -> Option<Vec<f64>> {
+    use crate::hash::uniforms_premixed;
+    if id.null_count() > 0 {
+        return None;
+    }
+    let n = id.len();
+    Some(match id.data_type() {
+        DataType::Utf8View => {
+            let ids = id.as_string_view();
+            uniforms_premixed(n, |i| ids.value(i).as_bytes(), mixed)
+        }
+        DataType::Utf8 => {
+            let ids = id.as_string::<i32>();
+            uniforms_premixed(n, |i| ids.value(i).as_bytes(), mixed)
+        }
+        DataType::LargeUtf8 => {
+            let ids = id.as_string::<i64>();
+            uniforms_premixed(n, |i| ids.value(i).as_bytes(), mixed)
+        }
+        _ => return None,
+    })
 }
 
 /// The paper's stochastic rounding of an expected count, seeded by the id.
@@ -244,7 +276,7 @@ pub struct Round {
 const ROUND: &str = "samplemix_round";
 
 /// Counts are Int64: an expected count must be below this.
-const MAX_EXPECTED: f64 = 9.2e18;
+pub(crate) const MAX_EXPECTED: f64 = 9.2e18;
 
 static ROUND_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
@@ -319,13 +351,19 @@ impl ScalarUDFImpl for Round {
 }
 
 /// [`integer_count`] of one expected count, which must fit the Int64 count.
+#[inline]
 fn rounded(c: f64, u: f64) -> Result<i64> {
     if !(0.0..MAX_EXPECTED).contains(&c) {
-        return exec_err!(
-            "{ROUND}: argument 'expected_count' must be a number in [0, 9.2e18) (counts are Int64), got {c}"
-        );
+        return out_of_range(c);
     }
     Ok(integer_count(c, u))
+}
+
+#[cold]
+fn out_of_range(c: f64) -> Result<i64> {
+    exec_err!(
+        "{ROUND}: argument 'expected_count' must be a number in [0, 9.2e18) (counts are Int64), got {c}"
+    )
 }
 
 /// The common call of [`Round`], `samplemix_round(expected, id, 42)` over string ids with no
@@ -350,29 +388,14 @@ fn round_fast(
         return Ok(None);
     }
     let expected = expected.as_primitive::<Float64Type>().values();
-    let mixed = crate::hash::splitmix64(seed as u64);
-    let count = |c: f64, id: &str| rounded(c, crate::hash::uniform_premixed(id.as_bytes(), mixed));
-    let out: Result<Vec<i64>> = match id.data_type() {
-        DataType::Utf8View => {
-            let ids = id.as_string_view();
-            (0..ids.len())
-                .map(|i| count(expected[i], ids.value(i)))
-                .collect()
-        }
-        DataType::Utf8 => {
-            let ids = id.as_string::<i32>();
-            (0..ids.len())
-                .map(|i| count(expected[i], ids.value(i)))
-                .collect()
-        }
-        DataType::LargeUtf8 => {
-            let ids = id.as_string::<i64>();
-            (0..ids.len())
-                .map(|i| count(expected[i], ids.value(i)))
-                .collect()
-        }
-        _ => return Ok(None),
+    let Some(u) = string_uniforms(id, crate::hash::splitmix64(seed as u64)) else {
+        return Ok(None);
     };
+    let out: Result<Vec<i64>> = expected
+        .iter()
+        .zip(u)
+        .map(|(c, u)| rounded(*c, u))
+        .collect();
     Ok(Some(Int64Array::from(out?)))
 }
 

@@ -36,21 +36,20 @@ use datafusion::dataframe::DataFrame;
 use datafusion::datasource::{provider_as_source, ViewTable};
 use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
-use datafusion::functions::expr_fn::{coalesce, exp, floor};
+use datafusion::functions::expr_fn::{coalesce, exp};
 use datafusion::functions_aggregate::expr_fn::{count, max, min, sum};
 use datafusion::functions_aggregate::median::median_udaf;
 use datafusion::functions_aggregate::min_max::{max_udaf, min_udaf};
-use datafusion::functions_aggregate::sum::sum_udaf;
 use datafusion::logical_expr::expr::WindowFunction;
 use datafusion::logical_expr::{
-    cast, col, lit, when, AggregateUDF, Expr, ExprFunctionExt, LogicalPlanBuilder, ScalarUDF,
-    WindowFrame, WindowFrameBound, WindowFrameUnits,
+    cast, col, lit, when, AggregateUDF, Expr, LogicalPlanBuilder, ScalarUDF,
 };
 use futures::FutureExt;
 
 use super::udaf::exact_sum_udaf;
-use super::udf::{assert_udf, round_udf, uniform_udf};
-use super::weights::{separation, ExactSum, Mode, Separation, SYSTEMATIC_UNIT};
+use super::udf::{assert_udf, round_udf};
+use super::udwf::systematic_round_udwf;
+use super::weights::{separation, ExactSum, Mode, Separation};
 use crate::args::{
     block_on_helper, choice_arg, choice_of, choice_traits, literal_f64, literal_i64, literal_str,
     table_name, Choice,
@@ -58,7 +57,6 @@ use crate::args::{
 use crate::cluster::assign::Centroids;
 use crate::cluster::centroids::read_centroids;
 use crate::cluster::vectors::check_type;
-use crate::hash::uniform;
 use crate::plans::named_values;
 
 const NAME: &str = "samplemix_weights";
@@ -84,10 +82,10 @@ struct Params {
 pub enum Rounding {
     /// n = ⌊c⌋ + 1[u(x) < c − ⌊c⌋], each document on its own (the paper's).
     Independent,
-    /// Systematic rounding: one comb of evenly spaced points over the cumulative fractional
-    /// parts in (tokens, u(x), id) order, offset drawn from the seed. E[n] = c still holds for
-    /// every document; Σ n = round(Σ c) exactly, and realised tokens track the budget closely
-    /// because neighbours in the order have similar lengths.
+    /// Systematic rounding (`samplemix_systematic_round`, [`super::weights::systematic_counts`]):
+    /// E[n] = c still holds for every document; in 'documents' mode Σ n = round(Σ c) exactly,
+    /// in 'tokens' mode long documents are balanced against shorter ones first, so realised
+    /// tokens miss the budget by about one short document.
     Systematic,
 }
 
@@ -942,7 +940,6 @@ fn expected_counts(
 /// Stage 5: integer counts (independent or systematic rounding seeded by `id` and the seed)
 /// and the output columns.
 fn output(rows: DataFrame, expected: Expr, capped: Option<Expr>, p: &Params) -> Result<DataFrame> {
-    let u = call(&uniform_udf(), vec![col("id"), lit(p.seed)]);
     let with_c = rows.with_column(EXPECTED, expected)?;
     let (with_c, count) = match p.options.rounding {
         // ⌊c⌋ + 1[u < c − ⌊c⌋], in one function call per batch.
@@ -950,7 +947,7 @@ fn output(rows: DataFrame, expected: Expr, capped: Option<Expr>, p: &Params) -> 
             with_c,
             call(&round_udf(), vec![col(EXPECTED), col("id"), lit(p.seed)]),
         ),
-        Rounding::Systematic => systematic(with_c, u, p.seed, p.mode == Mode::Documents)?,
+        Rounding::Systematic => systematic(with_c, p.seed, p.mode)?,
     };
     let mut out = vec![
         col("id"),
@@ -977,58 +974,21 @@ fn doc_target(target: f64, p: &Params) -> f64 {
     }
 }
 
-/// Systematic rounding in the plan: fractional parts in 2^-32 fixed point (Int64, so the
-/// running sums are exact and order-independent), one running sum over the (tokens, u, id)
-/// order, a comb offset drawn from the seed, and each row's extra copies = comb points in its
-/// slice. With `whole_total` ('documents' mode, where Σ expected is a whole number up to the
-/// fixed-point rounding) the offset avoids the sliver that rounding leaves, so Σ count is
-/// exactly round(Σ expected) (`weights::systematic_offset`, the same formula); otherwise it is
-/// uniform over the unit, and Σ count is ⌊Σ expected⌋ or ⌈Σ expected⌉.
-fn systematic(df: DataFrame, u: Expr, seed: i64, whole_total: bool) -> Result<(DataFrame, Expr)> {
-    let unit = SYSTEMATIC_UNIT;
-    let whole = floor(col(EXPECTED));
-    let fu = cast(
-        floor((col(EXPECTED) - whole) * lit(unit as f64) + lit(0.5)),
-        DataType::Int64,
-    );
-    let running = Expr::from(WindowFunction::new(sum_udaf(), vec![col("__fu")]))
-        .order_by(vec![
-            col(TOKENS).sort(true, false),
-            col("__u").sort(true, false),
-            col("id").sort(true, false),
-        ])
-        .window_frame(WindowFrame::new_bounds(
-            WindowFrameUnits::Rows,
-            WindowFrameBound::Preceding(ScalarValue::UInt64(None)),
-            WindowFrameBound::CurrentRow,
-        ))
-        .build()?;
-    let df = df
-        .with_column("__fu", fu)?
-        .with_column("__u", u)?
-        // Two window nodes: one node's functions must share their ORDER BY.
-        .window(vec![over_all(sum_udaf(), col("__fu")).alias("__total")])?
-        .window(vec![running.alias("__after")])?;
-    let target = (col("__total") + lit(unit / 2)) / lit(unit);
-    let disc = col("__total") - target * lit(unit);
-    let (lo, hi) = if whole_total {
-        (
-            when(disc.clone().gt(lit(0i64)), disc.clone()).otherwise(lit(0i64))?,
-            lit(unit) + when(disc.clone().lt(lit(0i64)), disc).otherwise(lit(0i64))?,
-        )
-    } else {
-        (lit(0i64), lit(unit))
-    };
-    let draw = uniform(b"samplemix systematic rounding", seed);
-    let offset = lo.clone() + cast(floor(lit(draw) * f64c(hi.clone() - lo)), DataType::Int64);
-    let df = df.with_column(
-        "__off",
-        when(offset.clone().gt_eq(hi.clone()), hi - lit(1i64)).otherwise(offset)?,
-    )?;
-    let comb = |f: Expr| (f - col("__off") + lit(unit - 1)) / lit(unit);
-    let count = cast(floor(col(EXPECTED)), DataType::Int64) + comb(col("__after"))
-        - comb(col("__after") - col("__fu"));
-    Ok((df, count))
+/// Systematic rounding: `samplemix_systematic_round` over all rows (one window, no order: the
+/// function sorts the rows itself, so the counts do not depend on how they arrive).
+fn systematic(df: DataFrame, seed: i64, mode: Mode) -> Result<(DataFrame, Expr)> {
+    let counts = Expr::from(WindowFunction::new(
+        systematic_round_udwf(),
+        vec![
+            col(EXPECTED),
+            col(TOKENS),
+            col("id"),
+            lit(seed),
+            lit(mode.name()),
+        ],
+    ));
+    let df = df.window(vec![counts.alias("__count")])?;
+    Ok((df, col("__count")))
 }
 
 /// The scale λ of the repeat cap (water-filling): c = min(cap, λ·e) with Σ c·mass = target
