@@ -9,6 +9,9 @@
 -- reads it twice: it factors exp((w - w_max)/tau) into a per-cluster and a per-row part so
 -- that Z comes with the per-cluster statistics (udfs/src/mix/udtf.rs); expected counts agree
 -- to about 1e-15 (relative), integer counts are the same (tests/mix.rs checks both).
+-- rounding=systematic in this form: replace `count` by
+--   samplemix_systematic_round(c, tokens, id, seed, 'tokens') OVER ()
+-- (the window function the table function uses; 'documents' for the document-count form).
 CREATE OR REPLACE VIEW samplemix_weights_sql AS
 WITH
 -- Separation of each centroid: mean distance to the other centroids (0 when alone).
