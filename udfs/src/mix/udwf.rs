@@ -4,8 +4,8 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::make_comparator;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, UInt64Array};
-use datafusion::arrow::compute::{cast, take, SortOptions};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array};
+use datafusion::arrow::compute::{cast, SortOptions};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
 use datafusion::common::utils::take_function_args;
 use datafusion::common::{exec_err, plan_err};
@@ -19,7 +19,7 @@ use datafusion::physical_expr::PhysicalExpr;
 
 use super::udf::{id_uniforms, seeds, MAX_EXPECTED};
 use super::weights::{systematic_counts, Mode};
-use crate::args::{check_arity, is_string, pass_through, signature, Choice};
+use crate::args::{check_arity, choice_of, is_string, pass_through, signature};
 use crate::hash::splitmix64;
 
 const NAME: &str = "samplemix_systematic_round";
@@ -171,7 +171,7 @@ fn rounded_window(values: &[ArrayRef], num_rows: usize) -> Result<ArrayRef> {
         expected.as_primitive::<Float64Type>(),
         tokens.as_primitive::<Float64Type>(),
     );
-    let mut rows: Vec<u64> = Vec::with_capacity(num_rows);
+    let mut rows: Vec<u32> = Vec::with_capacity(num_rows);
     for i in 0..num_rows {
         if e.is_null(i) || t.is_null(i) || id.is_null(i) {
             continue;
@@ -185,47 +185,50 @@ fn rounded_window(values: &[ArrayRef], num_rows: usize) -> Result<ArrayRef> {
         if !(n >= 0.0 && n.is_finite()) {
             return exec_err!("{NAME}: argument 'tokens' must be a finite number >= 0, got {n}");
         }
-        rows.push(i as u64);
+        rows.push(i as u32);
     }
-    let rows = UInt64Array::from(rows);
     let mixed = splitmix64(seed as u64);
-    let picked = |a: &ArrayRef| take(a, &rows, None);
-    let (e, t, id) = (picked(&expected)?, picked(&tokens)?, picked(id)?);
-    let u = id_uniforms(&id, mixed)?;
-    let decide = id_uniforms(&id, mixed ^ DECIDE_SALT)?;
-    let order = comb_order(
-        t.as_primitive::<Float64Type>().values(),
-        u.values(),
-        &id,
-        e.as_primitive::<Float64Type>().values(),
-    )?;
-    let gather = |values: &[f64]| -> Vec<f64> { order.iter().map(|&k| values[k]).collect() };
+    let u = id_uniforms(id, mixed)?;
+    let decide = id_uniforms(id, mixed ^ DECIDE_SALT)?;
+    let (e, t) = (e.values(), t.values());
+    let order = comb_order(rows, t, u.values(), id, e)?;
+    let gather = |values: &[f64]| -> Vec<f64> { order.iter().map(|&i| values[i]).collect() };
     let counts = systematic_counts(
-        &gather(e.as_primitive::<Float64Type>().values()),
-        &gather(t.as_primitive::<Float64Type>().values()),
+        &gather(e),
+        &gather(t),
         &gather(decide.values()),
         mode == Mode::Tokens,
         mode == Mode::Documents,
         seed,
     );
     let mut out: Vec<Option<i64>> = vec![None; num_rows];
-    for (k, n) in order.iter().zip(counts) {
-        out[rows.value(*k) as usize] = Some(n);
+    for (i, n) in order.into_iter().zip(counts) {
+        out[i] = Some(n);
     }
     Ok(Arc::new(Int64Array::from(out)))
 }
 
-/// Row positions in the comb's order: (tokens, u, id, expected). Sorting plain integer keys
-/// (the bits of non-negative floats order like the floats) is several times faster than a
-/// general multi-column sort; id and expected only break ties of (tokens, u), which need
-/// equal ids (or a 2^-53 hash collision).
-fn comb_order(tokens: &[f64], u: &[f64], id: &ArrayRef, expected: &[f64]) -> Result<Vec<usize>> {
-    let mut keys: Vec<(u64, u64, u32)> = tokens
-        .iter()
-        .zip(u)
-        .enumerate()
+/// The positions `rows` (of the window's rows) in the comb's order: (tokens, u, id, expected).
+/// Sorting plain integer keys (the bits of non-negative floats order like the floats) is
+/// several times faster than a general multi-column sort; id and expected only break ties of
+/// (tokens, u), which need equal ids (or a 2^-53 hash collision).
+fn comb_order(
+    rows: Vec<u32>,
+    tokens: &[f64],
+    u: &[f64],
+    id: &ArrayRef,
+    expected: &[f64],
+) -> Result<Vec<usize>> {
+    let mut keys: Vec<(u64, u64, u32)> = rows
+        .into_iter()
         // + 0.0 turns -0.0 into 0.0, whose bits sort first.
-        .map(|(k, (t, u))| ((t + 0.0).to_bits(), u.to_bits(), k as u32))
+        .map(|i| {
+            (
+                (tokens[i as usize] + 0.0).to_bits(),
+                u[i as usize].to_bits(),
+                i,
+            )
+        })
         .collect();
     keys.sort_unstable();
     let ties = make_comparator(id, id, SortOptions::default())?;
@@ -261,9 +264,7 @@ fn one_mode(mode: &ArrayRef) -> Result<Mode> {
     let mode = mode.as_string::<i32>();
     let first = (!mode.is_null(0)).then(|| mode.value(0));
     match first {
-        Some(m) if mode.iter().all(|x| x == Some(m)) => {
-            Mode::parse_choice(m).or_else(|e| exec_err!("{NAME}: argument 'mode': {e}"))
-        }
+        Some(m) if mode.iter().all(|x| x == Some(m)) => choice_of(m, NAME, "mode"),
         _ => exec_err!(
             "{NAME}: argument 'mode' must be one non-NULL string for all rows (a literal)"
         ),

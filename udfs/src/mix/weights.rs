@@ -705,6 +705,20 @@ mod tests {
         (expected, tokens)
     }
 
+    /// Every row's mean count over `runs` draws is within 5 standard errors of its expected
+    /// count (`sums` are the rows' summed counts).
+    fn assert_unbiased(sums: &[f64], expected: &[f64], runs: i64) {
+        for (i, (s, c)) in sums.iter().zip(expected).enumerate() {
+            let f = c - c.floor();
+            let se = (f * (1.0 - f) / runs as f64).sqrt();
+            let mean = s / runs as f64;
+            assert!(
+                (mean - c).abs() <= 5.0 * se + 1e-9,
+                "row {i}: mean {mean} vs expected {c}"
+            );
+        }
+    }
+
     #[test]
     fn systematic_counts_pin_the_document_total() {
         let (expected, tokens) = heavy_tailed(500);
@@ -751,16 +765,7 @@ mod tests {
             worst < 0.1 * longest,
             "balanced misses by {worst} tokens (longest {longest})"
         );
-        for (i, (s, c)) in sums.iter().zip(&expected).enumerate() {
-            let f = c - c.floor();
-            let se = (f * (1.0 - f) / runs as f64).sqrt();
-            assert!(
-                (s / runs as f64 - c).abs() <= 5.0 * se + 1e-9,
-                "row {i} (tokens {}): mean {} vs expected {c}",
-                tokens[i],
-                s / runs as f64
-            );
-        }
+        assert_unbiased(&sums, &expected, runs);
     }
 
     /// Unbiased also when the pool cannot absorb a document (partial steps): one 20,000-token
@@ -782,15 +787,7 @@ mod tests {
                 *s += *k as f64;
             }
         }
-        for (i, (s, c)) in sums.iter().zip(&expected).enumerate() {
-            let f = c - c.floor();
-            let se = (f * (1.0 - f) / runs as f64).sqrt();
-            let mean = s / runs as f64;
-            assert!(
-                (mean - c).abs() <= 5.0 * se,
-                "row {i}: mean {mean} vs expected {c}"
-            );
-        }
+        assert_unbiased(&sums, &expected, runs);
     }
 
     #[test]
