@@ -6,7 +6,7 @@
 
 use crate::args::{choice_traits, Choice};
 use crate::cluster::assign::Centroids;
-use crate::cluster::metric::{cosine_prepared, distance_f64, CosinePrepared, Metric};
+use crate::cluster::metric::{distance_f64, CosineColumns, CosinePrepared, Metric};
 use crate::Error;
 
 /// How expected counts are scaled to the budget.
@@ -62,31 +62,40 @@ pub fn separation(centroids: &Centroids, mode: Separation) -> Vec<f64> {
     let rows: Vec<Vec<f64>> = (0..k)
         .map(|j| centroids.row(j).iter().map(|v| f64::from(*v)).collect())
         .collect();
-    let prepared: Vec<CosinePrepared> = match centroids.metric() {
-        Metric::Cosine => rows.iter().map(|r| CosinePrepared::new(r)).collect(),
-        Metric::L2 => Vec::new(),
-    };
-    let distance = |i: usize, j: usize| match centroids.metric() {
-        Metric::Cosine => cosine_prepared(&prepared[i], &prepared[j]),
-        Metric::L2 => distance_f64(Metric::L2, &rows[i], &rows[j]),
-    };
     // The distance is symmetric bit for bit (products commute, sums run in index order), so
     // each pair is computed once and counted for both ends; exact sums and minima do not
     // depend on the order they see the values in.
     let mut sums = vec![ExactSum::default(); k];
     let mut mins = vec![f64::INFINITY; k];
-    for i in 0..k {
-        for j in i + 1..k {
-            let d = distance(i, j);
-            match mode {
-                Separation::Mean => {
-                    // Distances between finite f32 vectors are finite and far below 4.6e18.
-                    sums[i].add(d).unwrap_or_default();
-                    sums[j].add(d).unwrap_or_default();
+    let mut record = |i: usize, j: usize, d: f64| match mode {
+        Separation::Mean => {
+            // Distances between finite f32 vectors are finite and far below 4.6e18.
+            sums[i].add(d).unwrap_or_default();
+            sums[j].add(d).unwrap_or_default();
+        }
+        Separation::Min => {
+            mins[i] = mins[i].min(d);
+            mins[j] = mins[j].min(d);
+        }
+    };
+    match centroids.metric() {
+        Metric::Cosine => {
+            let prepared: Vec<CosinePrepared> =
+                rows.iter().map(|r| CosinePrepared::new(r)).collect();
+            let columns = CosineColumns::new(&prepared);
+            let mut out = vec![0.0; k];
+            for i in 0..k {
+                let row = &mut out[..k - i - 1];
+                columns.distances(&prepared[i], i + 1, row);
+                for (j, d) in (i + 1..k).zip(row.iter()) {
+                    record(i, j, *d);
                 }
-                Separation::Min => {
-                    mins[i] = mins[i].min(d);
-                    mins[j] = mins[j].min(d);
+            }
+        }
+        Metric::L2 => {
+            for i in 0..k {
+                for j in i + 1..k {
+                    record(i, j, distance_f64(Metric::L2, &rows[i], &rows[j]));
                 }
             }
         }
@@ -340,19 +349,35 @@ impl ExactSum {
     /// Add one value; Err for NaN or infinity.
     #[inline]
     pub fn add(&mut self, x: f64) -> Result<(), Error> {
+        if let Some(units) = Self::fast_units(x) {
+            if let Some(sum) = self.fast.checked_add(units) {
+                self.fast = sum;
+                return Ok(());
+            }
+        }
+        self.add_wide(x)
+    }
+
+    /// x as a whole number of the fast part's units (2^-64), when it is one and below 2^30;
+    /// None when it needs the superaccumulator or is NaN or infinite ([`ExactSum::add`] then
+    /// takes the slow path, which refuses those). A plain Option: a Result with [`Error`]
+    /// would be returned through memory on every call. Lets a grouped sum
+    /// keep just the i128s of its groups together ([`ExactSum::from_units`]) and touch the
+    /// full accumulator only for the rare other values.
+    #[inline(always)]
+    pub fn fast_units(x: f64) -> Option<i128> {
         let bits = x.to_bits();
         let biased = ((bits >> 52) & 0x7ff) as usize;
         if biased == 0x7ff {
-            return Err(Error::NotSummable(x));
+            return None;
         }
         let fraction = bits & ((1 << 52) - 1);
         // x = mantissa · 2^(position − 1074), subnormals included (position 0, no hidden bit).
         let (mantissa, position) = match biased {
-            0 if fraction == 0 => return Ok(()),
+            0 if fraction == 0 => return Some(0),
             0 => (fraction, 0),
             _ => (fraction | 1 << 52, biased - 1),
         };
-        let negative = bits >> 63 == 1;
         let units = if position >= FAST_POSITION {
             let shift = position - FAST_POSITION;
             (shift <= FAST_MAX_SHIFT).then(|| i128::from(mantissa) << shift)
@@ -361,14 +386,31 @@ impl ExactSum {
             (shift < 64 && mantissa.trailing_zeros() as usize >= shift)
                 .then(|| i128::from(mantissa >> shift))
         };
-        if let Some(units) = units {
-            let units = if negative { -units } else { units };
-            if let Some(sum) = self.fast.checked_add(units) {
-                self.fast = sum;
-                return Ok(());
-            }
+        units.map(|u| if bits >> 63 == 1 { -u } else { u })
+    }
+
+    /// An exact sum of `units` · 2^-64 (see [`ExactSum::fast_units`]).
+    pub fn from_units(units: i128) -> Self {
+        Self {
+            fast: units,
+            wide: None,
         }
-        self.wide_mut().add_bits(negative, mantissa, position)
+    }
+
+    /// Add a finite x to the superaccumulator.
+    #[cold]
+    fn add_wide(&mut self, x: f64) -> Result<(), Error> {
+        let bits = x.to_bits();
+        let (biased, fraction) = ((bits >> 52) & 0x7ff, bits & ((1 << 52) - 1));
+        if biased == 0x7ff {
+            return Err(Error::NotSummable(x));
+        }
+        let (mantissa, position) = match biased {
+            0 => (fraction, 0),
+            _ => (fraction | 1 << 52, biased as usize - 1),
+        };
+        self.wide_mut()
+            .add_bits(bits >> 63 == 1, mantissa, position)
     }
 
     #[cold]
