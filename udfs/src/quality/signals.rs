@@ -242,13 +242,15 @@ fn py_strip(s: &str) -> &str {
 /// Count of duplicates and their characters, first occurrence not counted (datatrove's
 /// `find_duplicates`).
 fn find_duplicates<'a>(items: impl Iterator<Item = &'a str>) -> (usize, usize, usize) {
-    let mut seen: HashSet<&str> = HashSet::new();
+    // foldhash (DataFusion's hasher), not SipHash: these are the text's own lines, and which
+    // hasher a set uses does not change what it holds.
+    let mut seen: datafusion::common::HashSet<&str> = Default::default();
     let (mut n, mut dups, mut dup_chars) = (0, 0, 0);
     for item in items {
         n += 1;
         if !seen.insert(item) {
             dups += 1;
-            dup_chars += item.chars().count();
+            dup_chars += char_len(item);
         }
     }
     (n, dups, dup_chars)
@@ -260,6 +262,14 @@ fn ratio(a: f64, b: f64) -> f64 {
     } else {
         0.0
     }
+}
+
+/// Characters (Unicode scalar values) of `s`: its bytes that do not continue a UTF-8
+/// sequence. The same count as `s.chars().count()`, inline, without that function's call and
+/// set-up, which cost more than the count on the many short lines and tokens.
+#[inline]
+fn char_len(s: &str) -> usize {
+    s.bytes().filter(|b| (*b as i8) >= -0x40).count()
 }
 
 /// Remove Wikipedia-style citations: `[12]`, `[]`, `[edit]`, `[citation needed]`.
@@ -298,7 +308,7 @@ fn remove_citations(line: &str) -> std::borrow::Cow<'_, str> {
 /// repetition, C4, FineWeb) and the language.
 pub fn compute(text: &str) -> Signals {
     let mut s = Signals {
-        chars: text.chars().count() as u64,
+        chars: char_len(text) as u64,
         ..Default::default()
     };
     let mut tokens: Vec<&str> = Vec::new();
@@ -323,13 +333,19 @@ fn gopher_quality(text: &str, tokens: &[&str], lines: &[&str], s: &mut Signals) 
     let mut stop = [false; 8];
     let mut token_chars: Vec<u32> = Vec::with_capacity(tokens.len());
     for t in tokens {
-        let n = t.chars().count();
+        // One pass over the token's chars for its length and both tests.
+        let (mut n, mut word, mut alpha) = (0usize, false, false);
+        for c in t.chars() {
+            n += 1;
+            word |= !SYMBOLS.contains(c);
+            alpha |= c.is_alphabetic();
+        }
         token_chars.push(n as u32);
-        if t.chars().any(|c| !SYMBOLS.contains(c)) {
+        if word {
             s.words += 1;
             word_chars += n;
         }
-        if t.chars().any(char::is_alphabetic) {
+        if alpha {
             alpha_tokens += 1;
         }
         // A match on the bytes compiles to length + byte compares (no memcmp calls).
@@ -399,17 +415,17 @@ fn c4(lines: &[&str], s: &mut Signals) {
     for raw in lines {
         let line = py_strip(raw);
         let n_words = line.split_whitespace().count();
-        if line.split_whitespace().any(|w| w.chars().count() > 1000) {
+        // Only a line of over 1000 bytes can hold a word of over 1000 characters.
+        if line.len() > 1000 && line.split_whitespace().any(|w| char_len(w) > 1000) {
             continue;
         }
         let line = remove_citations(line);
-        lower.clear();
-        lower.push_str(&line);
-        lower.make_ascii_lowercase();
-        if lower.contains("javascript") {
+        let found = c4_phrases(&line, &mut lower);
+        let (javascript, policy) = (found & JAVASCRIPT != 0, found & POLICY_PHRASE != 0);
+        if javascript {
             s.javascript_lines += 1;
         }
-        if POLICY.iter().any(|p| lower.contains(p)) {
+        if policy {
             s.policy_lines += 1;
         }
         if line.is_empty() {
@@ -424,16 +440,16 @@ fn c4(lines: &[&str], s: &mut Signals) {
         if n_words < 3 {
             continue;
         }
-        if lower.contains("lorem ipsum") {
+        if found & LOREM_IPSUM != 0 {
             s.lorem_ipsum = true;
         }
-        if lower.contains("javascript") {
+        if javascript {
             continue;
         }
         if line.contains('{') {
             s.curly_bracket = true;
         }
-        if POLICY.iter().any(|p| lower.contains(p)) {
+        if policy {
             continue;
         }
         // Tokens borrow `line`, which may be an owned copy: count inside this scope.
@@ -442,6 +458,34 @@ fn c4(lines: &[&str], s: &mut Signals) {
         s.sentences += tokenize::sentence_count(&line_tokens) as u64;
     }
     s.terminal_punct_lines_ratio = ratio(terminal as f64, nonempty as f64);
+}
+
+/// Bits of [`c4_phrases`].
+const JAVASCRIPT: u8 = 1;
+const LOREM_IPSUM: u8 = 2;
+const POLICY_PHRASE: u8 = 4;
+
+/// Which of C4's phrases `line` contains, ignoring ASCII case as C4 does (it lower-cases the
+/// line first): "javascript", "lorem ipsum", a policy phrase. Four of the six policy phrases
+/// contain "cookie", so five searches of the lower-cased line replace the eight.
+fn c4_phrases(line: &str, lower: &mut String) -> u8 {
+    lower.clear();
+    lower.push_str(line);
+    lower.make_ascii_lowercase();
+    let mut found = 0;
+    if lower.contains("javascript") {
+        found |= JAVASCRIPT;
+    }
+    if lower.contains("lorem ipsum") {
+        found |= LOREM_IPSUM;
+    }
+    let policy = lower.contains("terms of use")
+        || lower.contains("privacy policy")
+        || (lower.contains("cookie") && POLICY.iter().any(|p| lower.contains(p)));
+    if policy {
+        found |= POLICY_PHRASE;
+    }
+    found
 }
 
 /// FineWeb over lines split on '\n', blank ones dropped: punctuated and short lines,
@@ -460,7 +504,7 @@ fn fineweb(text: &str, s: &mut Signals) {
         .filter(|l| l.chars().next_back().is_some_and(|c| TERMINAL.contains(c)))
         .count();
     s.line_punct_ratio = ratio(punct as f64, n_fw);
-    let short = fw_lines.iter().filter(|l| l.chars().count() <= 30).count();
+    let short = fw_lines.iter().filter(|l| char_len(l) <= 30).count();
     s.short_line_ratio = ratio(short as f64, n_fw);
     let (_, _, fw_dup_chars) = find_duplicates(fw_lines.iter().copied());
     let newlines = text.bytes().filter(|b| *b == b'\n').count();
@@ -508,7 +552,7 @@ fn boilerplate(lines: &[&str], s: &mut Signals) {
     };
     for raw in lines {
         let line = py_strip(raw);
-        let chars = line.chars().count();
+        let chars = char_len(line);
         let words = line.split_whitespace().count();
         total += chars;
         if words >= 8 && ends_sentence(line) {
@@ -635,15 +679,19 @@ fn ngram_signals(tokens: &[&str], token_chars: &[u32], chars: f64, s: &mut Signa
     let mut counts: HashMap<u64, (u32, u32), HashBuild> =
         HashMap::with_capacity_and_hasher(n, HashBuild::default());
     let mut candidates: Vec<u32> = (0..n as u32).collect();
+    // The n-gram hash of each candidate, computed once per length and used twice.
+    let mut hashes: Vec<u64> = Vec::with_capacity(n);
     for len in 2..=5 {
         if n < len {
             return;
         }
         candidates.retain(|&i| i as usize + len <= n);
         counts.clear();
+        hashes.clear();
         for &i in &candidates {
-            let e = counts.entry(range(i as usize, len)).or_insert((0, i));
-            e.0 += 1;
+            let h = range(i as usize, len);
+            hashes.push(h);
+            counts.entry(h).or_insert((0, i)).0 += 1;
         }
         if len <= 4 {
             // The most frequent n-gram, earliest on ties (Python's Counter.most_common(1)); with
@@ -658,7 +706,12 @@ fn ngram_signals(tokens: &[&str], token_chars: &[u32], chars: f64, s: &mut Signa
             let top_chars = span_chars(first as usize, len) + (len as u64 - 1);
             s.top_ngram_char_frac[len - 2] = ratio((top_chars * u64::from(count)) as f64, chars);
         }
-        candidates.retain(|&i| counts[&range(i as usize, len)].0 > 1);
+        // `retain` visits the candidates once each, in order: the k-th visit is hashes[k].
+        let mut k = 0;
+        candidates.retain(|_| {
+            k += 1;
+            counts[&hashes[k - 1]].0 > 1
+        });
         if candidates.is_empty() {
             // No repeated n-gram of this length: none longer either (top fractions of the
             // remaining lengths are their first n-gram's, duplicated fractions stay 0).
