@@ -4,7 +4,8 @@
 # Needs: pip install tiktoken "datatrove==0.10.1" tokenizers "xxhash<4" spacy faiss-cpu numpy duckdb pyarrow
 set -euo pipefail
 cd "$(dirname "$0")/.."
-corpus="${1:-../shared/data/corpus.parquet}"
+# Absolute: cargo runs a bench from its package directory (udfs/), not from here.
+corpus="$(realpath "${1:-../shared/data/corpus.parquet}")"
 dir="${BENCH_DIR:-/tmp/samplemix-bench}"
 mkdir -p "$dir"
 # faiss-cpu's OpenBLAS kernels for this CPU (SkylakeX dies on CPUs without AVX-512).
