@@ -345,6 +345,21 @@ impl PartialEq for ExactSum {
     }
 }
 
+/// x = ±mantissa · 2^(position − 1074), subnormals included (position 0, no hidden bit);
+/// None for NaN and infinity.
+#[inline(always)]
+fn parts(x: f64) -> Option<(bool, u64, usize)> {
+    let bits = x.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as usize;
+    let fraction = bits & ((1 << 52) - 1);
+    let negative = bits >> 63 == 1;
+    match biased {
+        0x7ff => None,
+        0 => Some((negative, fraction, 0)),
+        _ => Some((negative, fraction | 1 << 52, biased - 1)),
+    }
+}
+
 impl ExactSum {
     /// Add one value; Err for NaN or infinity.
     #[inline]
@@ -361,23 +376,15 @@ impl ExactSum {
     /// x as a whole number of the fast part's units (2^-64), when it is one and below 2^30;
     /// None when it needs the superaccumulator or is NaN or infinite ([`ExactSum::add`] then
     /// takes the slow path, which refuses those). A plain Option: a Result with [`Error`]
-    /// would be returned through memory on every call. Lets a grouped sum
-    /// keep just the i128s of its groups together ([`ExactSum::from_units`]) and touch the
-    /// full accumulator only for the rare other values.
+    /// would be returned through memory on every call. Lets a grouped sum keep just the i128s
+    /// of its groups together ([`ExactSum::from_units`]) and touch the full accumulator only
+    /// for the rare other values.
     #[inline(always)]
     pub fn fast_units(x: f64) -> Option<i128> {
-        let bits = x.to_bits();
-        let biased = ((bits >> 52) & 0x7ff) as usize;
-        if biased == 0x7ff {
-            return None;
+        let (negative, mantissa, position) = parts(x)?;
+        if mantissa == 0 {
+            return Some(0);
         }
-        let fraction = bits & ((1 << 52) - 1);
-        // x = mantissa · 2^(position − 1074), subnormals included (position 0, no hidden bit).
-        let (mantissa, position) = match biased {
-            0 if fraction == 0 => return Some(0),
-            0 => (fraction, 0),
-            _ => (fraction | 1 << 52, biased - 1),
-        };
         let units = if position >= FAST_POSITION {
             let shift = position - FAST_POSITION;
             (shift <= FAST_MAX_SHIFT).then(|| i128::from(mantissa) << shift)
@@ -386,7 +393,7 @@ impl ExactSum {
             (shift < 64 && mantissa.trailing_zeros() as usize >= shift)
                 .then(|| i128::from(mantissa >> shift))
         };
-        units.map(|u| if bits >> 63 == 1 { -u } else { u })
+        units.map(|u| if negative { -u } else { u })
     }
 
     /// An exact sum of `units` · 2^-64 (see [`ExactSum::fast_units`]).
@@ -397,20 +404,11 @@ impl ExactSum {
         }
     }
 
-    /// Add a finite x to the superaccumulator.
+    /// Add x to the superaccumulator; Err for NaN or infinity.
     #[cold]
     fn add_wide(&mut self, x: f64) -> Result<(), Error> {
-        let bits = x.to_bits();
-        let (biased, fraction) = ((bits >> 52) & 0x7ff, bits & ((1 << 52) - 1));
-        if biased == 0x7ff {
-            return Err(Error::NotSummable(x));
-        }
-        let (mantissa, position) = match biased {
-            0 => (fraction, 0),
-            _ => (fraction | 1 << 52, biased as usize - 1),
-        };
-        self.wide_mut()
-            .add_bits(bits >> 63 == 1, mantissa, position)
+        let (negative, mantissa, position) = parts(x).ok_or(Error::NotSummable(x))?;
+        self.wide_mut().add_bits(negative, mantissa, position)
     }
 
     #[cold]
