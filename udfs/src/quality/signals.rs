@@ -188,6 +188,22 @@ fn fnv1a(s: &str) -> u64 {
 const MOD: u64 = (1 << 61) - 1;
 const BASE: u64 = 0x1F3D_5B79_A3C1_E4F7 % MOD;
 
+/// x mod MOD for x < 2·MOD (one conditional subtraction, not a division).
+#[inline]
+fn sub_mod(x: u64) -> u64 {
+    if x >= MOD {
+        x - MOD
+    } else {
+        x
+    }
+}
+
+/// x mod MOD for any u64: x = hi·2^61 + lo ≡ hi + lo, which is below 2·MOD.
+#[inline]
+fn reduce(x: u64) -> u64 {
+    sub_mod((x >> 61) + (x & MOD))
+}
+
 #[inline]
 fn mulmod(a: u64, b: u64) -> u64 {
     let p = u128::from(a) * u128::from(b);
@@ -317,7 +333,7 @@ pub fn compute(text: &str) -> Signals {
     let lines = py_splitlines(text);
     let token_chars = gopher_quality(text, &tokens, &lines, &mut s);
     gopher_repetition(text, &tokens, &token_chars, &mut s);
-    c4(&lines, &mut s);
+    c4(text, &lines, &tokens, &mut s);
     fineweb(text, &mut s);
     language(text, &mut s);
     s
@@ -407,19 +423,26 @@ fn gopher_repetition(text: &str, tokens: &[&str], token_chars: &[u32], s: &mut S
 }
 
 /// C4 over Python `splitlines` lines: sentences in kept lines, "lorem ipsum", `{`, javascript
-/// and policy lines, lines ending in terminal punctuation.
-fn c4(lines: &[&str], s: &mut Signals) {
+/// and policy lines, lines ending in terminal punctuation. `tokens` are the whole text's.
+fn c4(text: &str, lines: &[&str], tokens: &[&str], s: &mut Signals) {
     let mut nonempty = 0usize;
     let mut terminal = 0usize;
     let mut lower = String::new();
+    // A line's tokens are the whole text's tokens inside it when every line break is also a
+    // word break: splitlines also breaks at \x1c-\x1e, which are not whitespace, and strips
+    // \x1f. Without those bytes the whole text's tokens are reused (no second tokenizer pass
+    // over the kept lines); with them each kept line is tokenized on its own.
+    let reuse = !text.bytes().any(|b| (0x1c..=0x1f).contains(&b));
+    let offset = |t: &str| t.as_ptr() as usize - text.as_ptr() as usize;
+    // The first token not before the current line.
+    let mut next_token = 0usize;
     for raw in lines {
-        let line = py_strip(raw);
-        let n_words = line.split_whitespace().count();
+        let stripped = py_strip(raw);
         // Only a line of over 1000 bytes can hold a word of over 1000 characters.
-        if line.len() > 1000 && line.split_whitespace().any(|w| char_len(w) > 1000) {
+        if stripped.len() > 1000 && stripped.split_whitespace().any(|w| char_len(w) > 1000) {
             continue;
         }
-        let line = remove_citations(line);
+        let line = remove_citations(stripped);
         let found = c4_phrases(&line, &mut lower);
         let (javascript, policy) = (found & JAVASCRIPT != 0, found & POLICY_PHRASE != 0);
         if javascript {
@@ -437,7 +460,9 @@ fn c4(lines: &[&str], s: &mut Signals) {
             continue;
         }
         terminal += 1;
-        if n_words < 3 {
+        // Fewer than 3 words (of the line before citations are removed): only the first three
+        // need finding.
+        if stripped.split_whitespace().take(3).count() < 3 {
             continue;
         }
         if found & LOREM_IPSUM != 0 {
@@ -450,6 +475,18 @@ fn c4(lines: &[&str], s: &mut Signals) {
             s.curly_bracket = true;
         }
         if policy {
+            continue;
+        }
+        if let (true, std::borrow::Cow::Borrowed(kept)) = (reuse, &line) {
+            let (start, end) = (offset(kept), offset(kept) + kept.len());
+            while next_token < tokens.len() && offset(tokens[next_token]) < start {
+                next_token += 1;
+            }
+            let first = next_token;
+            while next_token < tokens.len() && offset(tokens[next_token]) < end {
+                next_token += 1;
+            }
+            s.sentences += tokenize::sentence_count(&tokens[first..next_token]) as u64;
             continue;
         }
         // Tokens borrow `line`, which may be an owned copy: count inside this scope.
@@ -553,7 +590,9 @@ fn boilerplate(lines: &[&str], s: &mut Signals) {
     for raw in lines {
         let line = py_strip(raw);
         let chars = char_len(line);
-        let words = line.split_whitespace().count();
+        // Both tests only need to know up to 8 words (prose has at least 8, a navigation
+        // line at most 4): the count stops there instead of walking the whole line.
+        let words = line.split_whitespace().take(8).count();
         total += chars;
         if words >= 8 && ends_sentence(line) {
             prose += chars;
@@ -628,10 +667,11 @@ fn split_newline_runs(text: &str, min_run: usize) -> Vec<&str> {
     let mut out = Vec::new();
     let (mut start, mut i) = (0, 0);
     while i < bytes.len() {
-        if bytes[i] != b'\n' {
-            i += 1;
-            continue;
-        }
+        // The next newline by memchr (`str::find` of an ASCII char), not byte by byte.
+        let Some(at) = text[i..].find('\n') else {
+            break;
+        };
+        i += at;
         let mut j = i;
         while j < bytes.len() && bytes[j] == b'\n' {
             j += 1;
@@ -654,9 +694,10 @@ fn ngram_signals(tokens: &[&str], token_chars: &[u32], chars: f64, s: &mut Signa
     let mut pow = Vec::with_capacity(11);
     prefix.push(0u64);
     for t in tokens {
-        let h = fnv1a(t) % MOD;
+        let h = reduce(fnv1a(t));
         let last = *prefix.last().unwrap();
-        prefix.push((mulmod(last, BASE) + h + 1) % MOD);
+        // Both terms are below MOD: the sum + 1 is below 2·MOD.
+        prefix.push(sub_mod(mulmod(last, BASE) + h + 1));
     }
     pow.push(1u64);
     for k in 1..=10 {
@@ -664,7 +705,7 @@ fn ngram_signals(tokens: &[&str], token_chars: &[u32], chars: f64, s: &mut Signa
     }
     let range = |i: usize, len: usize| -> u64 {
         let sub = mulmod(prefix[i], pow[len]);
-        (prefix[i + len] + MOD - sub) % MOD
+        sub_mod(prefix[i + len] + MOD - sub)
     };
     let mut char_prefix = Vec::with_capacity(n + 1);
     char_prefix.push(0u64);
@@ -679,39 +720,40 @@ fn ngram_signals(tokens: &[&str], token_chars: &[u32], chars: f64, s: &mut Signa
     let mut counts: HashMap<u64, (u32, u32), HashBuild> =
         HashMap::with_capacity_and_hasher(n, HashBuild::default());
     let mut candidates: Vec<u32> = (0..n as u32).collect();
-    // The n-gram hash of each candidate, computed once per length and used twice.
-    let mut hashes: Vec<u64> = Vec::with_capacity(n);
+    // Positions whose n-gram occurs more than once (reset to false as `retain` reads them).
+    let mut repeats = vec![false; n];
     for len in 2..=5 {
         if n < len {
             return;
         }
         candidates.retain(|&i| i as usize + len <= n);
         counts.clear();
-        hashes.clear();
+        // The most frequent repeated n-gram, earliest on ties (Python's Counter.most_common(1)),
+        // tracked while counting: counts only grow, so the best of all updates is the best of
+        // the final counts, without a pass over the whole table.
+        let mut top = (1u32, 0u32);
         for &i in &candidates {
             let h = range(i as usize, len);
-            hashes.push(h);
-            counts.entry(h).or_insert((0, i)).0 += 1;
+            let c = counts.entry(h).or_insert((0, i));
+            c.0 += 1;
+            if c.0 > 1 {
+                // Both the first occurrence and this one repeat: flagged now, so keeping the
+                // repeated positions needs no second lookup per candidate.
+                repeats[c.1 as usize] = true;
+                repeats[i as usize] = true;
+                if c.0 > top.0 || (c.0 == top.0 && c.1 < top.1) {
+                    top = *c;
+                }
+            }
         }
         if len <= 4 {
-            // The most frequent n-gram, earliest on ties (Python's Counter.most_common(1)); with
-            // no repeat that is the text's first n-gram.
-            let (count, first) = counts
-                .values()
-                .copied()
-                .filter(|c| c.0 > 1)
-                .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
-                .unwrap_or((1, 0));
+            // With no repeat, the text's first n-gram.
+            let (count, first) = top;
             // " ".join: word characters plus one space between words.
             let top_chars = span_chars(first as usize, len) + (len as u64 - 1);
             s.top_ngram_char_frac[len - 2] = ratio((top_chars * u64::from(count)) as f64, chars);
         }
-        // `retain` visits the candidates once each, in order: the k-th visit is hashes[k].
-        let mut k = 0;
-        candidates.retain(|_| {
-            k += 1;
-            counts[&hashes[k - 1]].0 > 1
-        });
+        candidates.retain(|&i| std::mem::take(&mut repeats[i as usize]));
         if candidates.is_empty() {
             // No repeated n-gram of this length: none longer either (top fractions of the
             // remaining lengths are their first n-gram's, duplicated fractions stay 0).
@@ -774,6 +816,38 @@ mod tests {
         assert!(s.passes_fineweb(), "{s:?}");
         assert_eq!(s.language, Some("eng"));
         assert_eq!(s.stop_words, 8);
+    }
+
+    #[test]
+    fn modular_reductions_agree_with_the_remainder() {
+        for x in [
+            0,
+            1,
+            MOD - 1,
+            MOD,
+            MOD + 1,
+            2 * MOD - 1,
+            u64::MAX,
+            u64::MAX - 7,
+            1 << 61,
+            0x9e37_79b9_7f4a_7c15,
+        ] {
+            assert_eq!(reduce(x), x % MOD, "{x}");
+            if x < 2 * MOD {
+                assert_eq!(sub_mod(x), x % MOD, "{x}");
+            }
+        }
+    }
+
+    #[test]
+    fn c4_sentences_are_the_same_with_or_without_reused_tokens() {
+        // \x1c breaks lines but not words: each kept line is then tokenized on its own, which
+        // must count what the reuse of the whole text's tokens counts without it.
+        let text = format!("{PROSE}\nA second line here. And more text [1] here.\n{PROSE}");
+        let plain = compute(&text);
+        let separated = compute(&text.replace('\n', "\n\x1c"));
+        assert!(plain.sentences >= 10, "{plain:?}");
+        assert_eq!(plain.sentences, separated.sentences);
     }
 
     #[test]

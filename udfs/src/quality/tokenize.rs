@@ -77,18 +77,107 @@ fn is_hyphen(c: char) -> bool {
 
 /// Append the spaCy-like tokens of `text` to `out`.
 pub(crate) fn words<'a>(text: &'a str, out: &mut Vec<&'a str>) {
-    for chunk in text.split_whitespace() {
-        split_chunk(chunk, out);
+    for_each_chunk(text, |chunk| split_chunk(chunk, out));
+}
+
+/// Calls `f` with each chunk `text.split_whitespace()` yields, in order, found on the bytes:
+/// the UTF-8 encoding of every Unicode whitespace char starts with an ASCII byte or with one of
+/// 0xC2, 0xE1, 0xE2, 0xE3, so other bytes need no decoding.
+fn for_each_chunk<'a>(text: &'a str, mut f: impl FnMut(&'a str)) {
+    let b = text.as_bytes();
+    let (mut i, mut start) = (0usize, None);
+    while i < b.len() {
+        let space = match b[i] {
+            b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' => 1,
+            0x00..=0x7f => 0,
+            _ => whitespace_len(&b[i..]),
+        };
+        if space == 0 {
+            start.get_or_insert(i);
+            i += 1;
+            continue;
+        }
+        if let Some(s) = start.take() {
+            f(&text[s..i]);
+        }
+        i += space;
+    }
+    if let Some(s) = start {
+        f(&text[s..]);
+    }
+}
+
+/// Byte length of the non-ASCII whitespace char `b` starts with (U+0085, U+00A0, U+1680,
+/// U+2000..U+200A, U+2028, U+2029, U+202F, U+205F, U+3000), 0 if it starts with none.
+#[inline]
+fn whitespace_len(b: &[u8]) -> usize {
+    match b {
+        [0xc2, 0x85 | 0xa0, ..] => 2,
+        [0xe1, 0x9a, 0x80, ..]
+        | [0xe2, 0x80, 0x80..=0x8a | 0xa8 | 0xa9 | 0xaf, ..]
+        | [0xe2, 0x81, 0x9f, ..]
+        | [0xe3, 0x80, 0x80, ..] => 3,
+        _ => 0,
     }
 }
 
 fn split_chunk<'a>(chunk: &'a str, out: &mut Vec<&'a str>) {
-    if chunk.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        out.push(chunk);
-        return;
+    if !split_plain_chunk(chunk, out) {
+        split_chunk_general(chunk, out);
     }
+}
+
+/// Most chunks of prose: an ASCII word, alone or with one closing mark (`,;:!?)` or a period),
+/// split here as [`split_chunk_general`] splits them, without its char-by-char peeling.
+/// False (and nothing pushed) for any other chunk.
+#[inline]
+fn split_plain_chunk<'a>(chunk: &'a str, out: &mut Vec<&'a str>) -> bool {
+    let b = chunk.as_bytes();
+    let Some((&last, body)) = b.split_last() else {
+        return false;
+    };
+    if last.is_ascii_alphanumeric() {
+        if body.iter().all(u8::is_ascii_alphanumeric) {
+            out.push(chunk);
+            return true;
+        }
+        return false;
+    }
+    if body.is_empty() || !body.iter().all(u8::is_ascii_alphanumeric) {
+        return false;
+    }
+    match last {
+        // An affix: the word has no prefix, suffix or infix of its own.
+        b',' | b';' | b':' | b'!' | b'?' | b')' => {}
+        // A period splits after a lower-case letter, a digit or two capitals ("AB."), except
+        // after a lone letter ("x.", an abbreviation); otherwise the chunk stays whole.
+        b'.' => {
+            let n = body.len();
+            let prev = body[n - 1];
+            let splits = prev.is_ascii_lowercase()
+                || prev.is_ascii_digit()
+                || (prev.is_ascii_uppercase() && n >= 2 && body[n - 2].is_ascii_uppercase());
+            let abbreviation = n == 1 && prev.is_ascii_alphabetic();
+            if !splits || abbreviation {
+                out.push(chunk);
+                return true;
+            }
+        }
+        _ => return false,
+    }
+    out.push(&chunk[..body.len()]);
+    out.push(&chunk[body.len()..]);
+    true
+}
+
+/// spaCy's peeling of prefixes, suffixes and infixes, for any chunk.
+fn split_chunk_general<'a>(chunk: &'a str, out: &mut Vec<&'a str>) {
     let mut s = chunk;
-    let mut suffixes: Vec<&'a str> = Vec::new();
+    // Suffixes peeled so far, outermost first: eight inline (no allocation for a chunk's few
+    // closing marks), the rest in `spill`.
+    let mut suffixes: [&'a str; 8] = [""; 8];
+    let mut n_suffixes = 0usize;
+    let mut spill: Vec<&'a str> = Vec::new();
     loop {
         if s.is_empty() {
             break;
@@ -113,7 +202,13 @@ fn split_chunk<'a>(chunk: &'a str, out: &mut Vec<&'a str>) {
         // Suffix.
         if let Some(n) = suffix_len(s) {
             if n < s.len() {
-                suffixes.push(&s[s.len() - n..]);
+                let suffix = &s[s.len() - n..];
+                if n_suffixes < suffixes.len() {
+                    suffixes[n_suffixes] = suffix;
+                    n_suffixes += 1;
+                } else {
+                    spill.push(suffix);
+                }
                 s = &s[..s.len() - n];
                 continue;
             }
@@ -127,7 +222,8 @@ fn split_chunk<'a>(chunk: &'a str, out: &mut Vec<&'a str>) {
             split_infixes(s, out);
         }
     }
-    out.extend(suffixes.into_iter().rev());
+    out.extend(spill.into_iter().rev());
+    out.extend(suffixes[..n_suffixes].iter().rev());
 }
 
 /// Byte length of a suffix spaCy would split off `s`, if any.
@@ -268,7 +364,12 @@ pub(crate) fn sentence_count(tokens: &[&str]) -> usize {
     let mut sentences = 1;
     let mut seen_end = false;
     for t in tokens {
-        let is_end = t.chars().count() == 1 && SENT_END.contains(t.chars().next().unwrap());
+        // A one-char token that ends sentences (no count of its chars: most tokens are words).
+        let mut chars = t.chars();
+        let is_end = match (chars.next(), chars.next()) {
+            (Some(c), None) => SENT_END.contains(c),
+            _ => false,
+        };
         if seen_end && !is_punct(t) && !is_end {
             sentences += 1;
             seen_end = false;
@@ -352,6 +453,51 @@ mod tests {
         for (input, expected) in cases {
             assert_eq!(toks(input).join(" "), expected, "input {input:?}");
         }
+    }
+
+    proptest::proptest! {
+        /// The plain-chunk fast path splits exactly as the general peeling does.
+        #[test]
+        fn plain_chunks_split_as_the_general_path(chunk in "[aZ9w]{0,4}[aZ9w.,;:!?()'\"$%-]{1,2}") {
+            let (mut fast, mut general) = (Vec::new(), Vec::new());
+            if split_plain_chunk(&chunk, &mut fast) {
+                split_chunk_general(&chunk, &mut general);
+                proptest::prop_assert_eq!(fast, general);
+            }
+        }
+    }
+
+    #[test]
+    fn whitespace_bytes_are_exactly_the_whitespace_chars() {
+        for c in (0..=0x10ffffu32).filter_map(char::from_u32) {
+            let mut buf = [0u8; 4];
+            let bytes = c.encode_utf8(&mut buf).as_bytes();
+            let mut chunks = Vec::new();
+            for_each_chunk(c.encode_utf8(&mut [0u8; 4]), |x| chunks.push(x.to_string()));
+            assert_eq!(chunks.is_empty(), c.is_whitespace(), "{c:?} {bytes:x?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Chunks found on bytes are split_whitespace's.
+        #[test]
+        fn chunks_are_split_whitespaces(text in "[a \t\n\x0b\x0c\r\x1c\u{85}\u{a0}\u{1680}\u{2000}-\u{200b}\u{2028}\u{202f}\u{205f}\u{3000}é日]{0,24}") {
+            let mut chunks = Vec::new();
+            for_each_chunk(&text, |x| chunks.push(x));
+            proptest::prop_assert_eq!(chunks, text.split_whitespace().collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn many_suffixes_keep_their_order() {
+        let chunk = "word)))))))))),.";
+        let mut out = Vec::new();
+        split_chunk_general(chunk, &mut out);
+        // Twelve suffixes: eight kept inline, four spilled, all in text order.
+        let mut expected = vec!["word"];
+        expected.extend([")"; 10]);
+        expected.extend([",", "."]);
+        assert_eq!(out, expected);
     }
 
     #[test]
