@@ -215,8 +215,38 @@ fn mulmod(a: u64, b: u64) -> u64 {
     }
 }
 
-/// Python's `str.splitlines()` (no keepends).
+/// Python's `str.splitlines()` (no keepends), found on the bytes: every line break is ASCII
+/// (\n, \r, \x0b, \x0c, \x1c-\x1e) or U+0085 (0xC2 0x85), U+2028 / U+2029 (0xE2 0x80 0xA8/0xA9),
+/// so no char needs decoding.
 fn py_splitlines(text: &str) -> Vec<&str> {
+    let b = text.as_bytes();
+    let mut lines = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    while i < b.len() {
+        let len = match b[i] {
+            b'\r' if b.get(i + 1) == Some(&b'\n') => 2,
+            b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1e => 1,
+            0xc2 if b.get(i + 1) == Some(&0x85) => 2,
+            0xe2 if b.get(i + 1) == Some(&0x80) && matches!(b.get(i + 2), Some(0xa8 | 0xa9)) => 3,
+            _ => 0,
+        };
+        if len == 0 {
+            i += 1;
+            continue;
+        }
+        lines.push(&text[start..i]);
+        i += len;
+        start = i;
+    }
+    if start < text.len() {
+        lines.push(&text[start..]);
+    }
+    lines
+}
+
+/// `str.splitlines()` char by char: the reference [`py_splitlines`] is tested against.
+#[cfg(test)]
+fn py_splitlines_chars(text: &str) -> Vec<&str> {
     let mut lines = Vec::new();
     let mut start = 0;
     let mut iter = text.char_indices().peekable();
@@ -836,6 +866,22 @@ mod tests {
             if x < 2 * MOD {
                 assert_eq!(sub_mod(x), x % MOD, "{x}");
             }
+        }
+    }
+
+    #[test]
+    fn line_breaks_on_bytes_are_splitlines_breaks() {
+        for c in (0..=0x10ffffu32).filter_map(char::from_u32) {
+            let text = format!("a{c}b");
+            assert_eq!(py_splitlines(&text), py_splitlines_chars(&text), "{c:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Lines found on bytes are the char-by-char splitlines' lines.
+        #[test]
+        fn lines_are_splitlines(text in "[a \r\n\x0b\x0c\x1c-\x1f\u{85}\u{a0}\u{2027}-\u{202a}é]{0,24}") {
+            proptest::prop_assert_eq!(py_splitlines(&text), py_splitlines_chars(&text));
         }
     }
 
