@@ -207,12 +207,8 @@ fn reduce(x: u64) -> u64 {
 #[inline]
 fn mulmod(a: u64, b: u64) -> u64 {
     let p = u128::from(a) * u128::from(b);
-    let r = ((p >> 61) as u64) + ((p as u64) & MOD);
-    if r >= MOD {
-        r - MOD
-    } else {
-        r
-    }
+    // p = hi·2^61 + lo ≡ hi + lo, both parts below MOD for a, b < MOD.
+    sub_mod(((p >> 61) as u64) + ((p as u64) & MOD))
 }
 
 /// Python's `str.splitlines()` (no keepends), found on the bytes: every line break is ASCII
