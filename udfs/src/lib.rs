@@ -60,7 +60,7 @@ pub mod functions {
     pub use crate::embed::udf::embed_udf;
     pub use crate::help::SamplemixHelp;
     pub use crate::mix::udaf::exact_sum_udaf;
-    pub use crate::mix::udf::{assert_udf, distance_udf, round_udf, uniform_udf};
+    pub use crate::mix::udf::{assert_udf, distance_udf, exp_udf, round_udf, uniform_udf};
     pub use crate::mix::udtf::SamplemixWeights;
     pub use crate::mix::udwf::systematic_round_udwf;
     pub use crate::quality::udf::{quality_score_udf, quality_signals_udf};
@@ -81,6 +81,7 @@ pub mod kernels {
     };
     pub use crate::embed::hashed::{embed, embed_into, DEFAULT_DIM, MAX_DIM};
     pub use crate::hash::{fnv1a64, splitmix64, uniform, unit_interval};
+    pub use crate::mix::exp::{exp as portable_exp, exp_into as portable_exp_into};
     pub use crate::mix::weights::{
         integer_count, separation, systematic_counts, systematic_extra, systematic_offset,
         ExactSum, Mode, Separation, SYSTEMATIC_UNIT,
@@ -112,6 +113,7 @@ pub fn all_udfs() -> Vec<Arc<ScalarUDF>> {
         functions::minhash_bands_udf(),
         functions::uniform_udf(),
         functions::round_udf(),
+        functions::exp_udf(),
         functions::distance_udf(),
         functions::assert_udf(),
         functions::diversity_cluster_udf(functions::CentroidSource::Runtime(Arc::new(

@@ -1,5 +1,6 @@
 //! Weights and counts (docs/METHOD.md, "Weights and counts"): `samplemix_weights` and its helpers.
 
+pub mod exp;
 pub mod udaf;
 pub mod udf;
 pub mod udtf;

@@ -11,8 +11,11 @@
 //!    numerator factors into a per-cluster and a per-row part, and the per-row part needs only
 //!    the quality range). It checks every value and does not read `id`. The k rows it returns
 //!    give the diversities, w_max, each cluster's factor a(j) and Z = Σ a(j)·S(j); they enter
-//!    the plan as a `VALUES` list (a broadcast join of k literal rows) and literals;
+//!    the plan as a `VALUES` list (a broadcast join of k literal rows) and literals, with
+//!    κ·a(j) (κ = scale / Z) premultiplied, so a row's expected count is one product;
 //! 2. the output projection: the only pass the returned plan makes.
+//!
+//! Every e^x is `samplemix_exp` (`super::exp`), the same bits on every CPU.
 //!
 //! The centroids' separation is computed while planning from the k centroids. With
 //! (1 − α)/τ > 700 one more pass computes S(j) with each cluster's own top quality as the
@@ -36,7 +39,7 @@ use datafusion::dataframe::DataFrame;
 use datafusion::datasource::{provider_as_source, ViewTable};
 use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
-use datafusion::functions::expr_fn::{coalesce, exp};
+use datafusion::functions::expr_fn::coalesce;
 use datafusion::functions_aggregate::expr_fn::{count, max, min, sum};
 use datafusion::functions_aggregate::median::median_udaf;
 use datafusion::functions_aggregate::min_max::{max_udaf, min_udaf};
@@ -46,8 +49,9 @@ use datafusion::logical_expr::{
 };
 use futures::FutureExt;
 
+use super::exp::exp as portable_exp;
 use super::udaf::exact_sum_udaf;
-use super::udf::{assert_udf, round_udf};
+use super::udf::{assert_udf, exp_udf, round_udf};
 use super::udwf::systematic_round_udwf;
 use super::weights::{separation, ExactSum, Mode, Separation};
 use crate::args::{
@@ -472,6 +476,7 @@ const DIVERSITY: &str = "__div";
 const DIVERSITY_NORM: &str = "__dn";
 const FACTOR: &str = "__a";
 const REFERENCE: &str = "__ref";
+const COUNT_FACTOR: &str = "__ka";
 /// Per row (stage 4): normalised quality, weight, softmax numerator, expected count.
 const QUALITY_NORM: &str = "__qn";
 const WEIGHT: &str = "__w";
@@ -550,7 +555,10 @@ impl Softmax {
     /// b(x); the same expression in the statistics and the output pass, so S(j) sums exactly
     /// the values the rows use.
     fn row_factor(&self, reference: Expr) -> Expr {
-        exp((col(QUALITY) - reference) * lit(self.gamma))
+        call(
+            &exp_udf(),
+            vec![(col(QUALITY) - reference) * lit(self.gamma)],
+        )
     }
 
     /// m(x): what a copy costs in the budget's unit.
@@ -585,10 +593,11 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
     let checked = checked_quality_range(&scan)?;
     let softmax = Softmax::new(checked.qmin, checked.qmax, p);
     let clusters = cluster_table(state, &scan, separation, &softmax, checked.int64_tokens, p)?;
+    let values = clusters.plan(state, count_scale(&clusters, p)?)?;
     // The small side first: it is the build side of the hash join.
     let weighted = || -> Result<DataFrame> {
         with_weights(
-            clusters.values.clone().join(
+            values.clone().join(
                 scored_rows(scan()?)?,
                 JoinType::Inner,
                 &[K_CLUSTER],
@@ -599,7 +608,7 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
             p,
         )
     };
-    let (rows_out, expected, capped) = expected_counts(&weighted, &clusters, p)?;
+    let (rows_out, expected, capped) = expected_counts(&weighted, &softmax, p)?;
     output(rows_out, expected, capped, p)
 }
 
@@ -620,7 +629,10 @@ fn scored_rows(scan: DataFrame) -> Result<DataFrame> {
 /// plan as a `VALUES` list, so the output pass joins k literal rows (a broadcast); the global
 /// statistics are plain numbers.
 struct Clusters {
-    values: DataFrame,
+    ids: Vec<i64>,
+    /// Per cluster (in the order of `ids`): diversity, its normalised value, a(j) and the
+    /// reference quality r of b(x).
+    values: Vec<[f64; 4]>,
     /// N and T_src: rows and tokens of `scored`.
     rows: i64,
     tokens: f64,
@@ -750,7 +762,9 @@ fn cluster_table(
         }
     };
     let factor = |r: &ClusterRow| {
-        ((p.alpha * r.dn + (1.0 - p.alpha) * softmax.norm_f64(reference(r)) - w_max) / p.tau).exp()
+        portable_exp(
+            (p.alpha * r.dn + (1.0 - p.alpha) * softmax.norm_f64(reference(r)) - w_max) / p.tau,
+        )
     };
     let sums = if softmax.per_cluster {
         per_cluster_sums(state, scan, &rows, softmax, p)?
@@ -764,34 +778,56 @@ fn cluster_table(
         let s = sums.get(&r.id).copied().unwrap_or(0.0);
         z.add(a * s)
             .map_err(|e| plan_datafusion_err!("{NAME}: softmax denominator: {e}"))?;
-        values.push(vec![
-            lit(r.id),
-            lit(r.div),
-            lit(r.dn),
-            lit(a),
-            lit(reference(r)),
-        ]);
+        values.push([r.div, r.dn, a, reference(r)]);
     }
-    if values.is_empty() {
-        // No rows in `scored`: one row that joins nothing keeps the plan's types.
-        values.push(vec![
-            lit(ScalarValue::Int64(None)),
-            lit(0.0),
-            lit(0.0),
-            lit(0.0),
-            lit(0.0),
-        ]);
-    }
-    let plan = named_values(
-        values,
-        &[K_CLUSTER, DIVERSITY, DIVERSITY_NORM, FACTOR, REFERENCE],
-    )?;
     Ok(Clusters {
-        values: DataFrame::new(state.clone(), plan),
+        ids: rows.iter().map(|r| r.id).collect(),
+        values,
         rows: rows.iter().map(|r| r.n).sum(),
         tokens: rows.iter().map(|r| r.t).sum::<i128>() as f64,
         z: z.value(),
     })
+}
+
+impl Clusters {
+    /// The cluster table as a `VALUES` plan: [`K_CLUSTER`], [`DIVERSITY`], [`DIVERSITY_NORM`],
+    /// [`FACTOR`], [`REFERENCE`] and [`COUNT_FACTOR`] = κ·a(j), so that the output pass
+    /// multiplies each row's b(x) by one number (κ = scale / Z; without a cap).
+    fn plan(&self, state: &SessionState, kappa: f64) -> Result<DataFrame> {
+        let mut rows: Vec<Vec<Expr>> = self
+            .ids
+            .iter()
+            .zip(&self.values)
+            .map(|(id, [div, dn, a, reference])| {
+                vec![
+                    lit(*id),
+                    lit(*div),
+                    lit(*dn),
+                    lit(*a),
+                    lit(*reference),
+                    lit(kappa * a),
+                ]
+            })
+            .collect();
+        if rows.is_empty() {
+            // No rows in `scored`: one row that joins nothing keeps the plan's types.
+            let mut row = vec![lit(ScalarValue::Int64(None))];
+            row.extend((0..5).map(|_| lit(0.0)));
+            rows.push(row);
+        }
+        let plan = named_values(
+            rows,
+            &[
+                K_CLUSTER,
+                DIVERSITY,
+                DIVERSITY_NORM,
+                FACTOR,
+                REFERENCE,
+                COUNT_FACTOR,
+            ],
+        )?;
+        Ok(DataFrame::new(state.clone(), plan))
+    }
 }
 
 /// One collected row of the cluster table.
@@ -898,31 +934,40 @@ fn with_weights(df: DataFrame, softmax: &Softmax, p: &Params) -> Result<DataFram
         )
 }
 
+/// κ = scale / Z of the expected counts c(x) = κ·a(j)·b(x) without a cap (with one,
+/// [`water_fill`] finds the scale and this is 1, unused). Every a(j)·b(x) = exp((w − w_max)/τ)
+/// is at most 1, so no expected count exceeds κ: checked here, not per row. An infinite one
+/// (all-zero tokens, a budget beyond f64) would otherwise surface as a failed Int64 cast.
+fn count_scale(clusters: &Clusters, p: &Params) -> Result<f64> {
+    if p.options.max_copies.is_some() {
+        return Ok(1.0);
+    }
+    let scale = match p.mode {
+        Mode::Documents => doc_target(clusters.rows as f64 * p.budget / clusters.tokens, p),
+        Mode::Tokens => p.budget,
+    };
+    let most = scale / clusters.z;
+    if clusters.rows > 0 && !(0.0..9.2e18).contains(&most) {
+        return plan_err!(
+            "{NAME}: an expected count is not a number below 9.2e18 (counts are Int64): in 'tokens' mode every row of 'scored' has 0 tokens, or budget_tokens is too large (largest expected count: {most})"
+        );
+    }
+    Ok(most)
+}
+
 /// Stage 4, expected counts: the rows to finish and the expression of each row's expected
-/// count (and, with `max_copies`, its uncapped value). Without a cap the denominator Z came
-/// with the cluster table; with a cap, [`water_fill`] finds the scale while planning.
+/// count (and, with `max_copies`, its uncapped value). Without a cap it is κ·a(j) (the
+/// cluster table's [`COUNT_FACTOR`]) times b(x); with a cap, [`water_fill`] finds the scale
+/// while planning.
 fn expected_counts(
     weighted: &dyn Fn() -> Result<DataFrame>,
-    clusters: &Clusters,
+    softmax: &Softmax,
     p: &Params,
 ) -> Result<(DataFrame, Expr, Option<Expr>)> {
     let exact = exact_sum_udaf();
     let (rows, expected, capped) = match p.options.max_copies {
         None => {
-            let scale = match p.mode {
-                Mode::Documents => doc_target(clusters.rows as f64 * p.budget / clusters.tokens, p),
-                Mode::Tokens => p.budget,
-            };
-            // Every numerator is at most 1 (a(j)·b(x) = exp((w − w_max)/τ)), so no expected
-            // count exceeds scale / Z: checked here, not per row. An infinite one (all-zero
-            // tokens, a budget beyond f64) would otherwise surface as a failed Int64 cast.
-            let most = scale / clusters.z;
-            if clusters.rows > 0 && !(0.0..9.2e18).contains(&most) {
-                return plan_err!(
-                    "{NAME}: an expected count is not a number below 9.2e18 (counts are Int64): in 'tokens' mode every row of 'scored' has 0 tokens, or budget_tokens is too large (largest expected count: {most})"
-                );
-            }
-            let expected = lit(scale) * col(NUMERATOR) / lit(clusters.z);
+            let expected = col(COUNT_FACTOR) * softmax.row_factor(softmax.reference());
             (weighted()?, expected, None)
         }
         Some(cap) => {
