@@ -14,6 +14,21 @@ use super::thresholds::*;
 use super::tokenize::{self, CharSet};
 
 static SYMBOLS: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(SYMBOL_CHARS));
+/// Per byte: [`BYTE_WORD`] for an ASCII char outside [`SYMBOLS`], [`BYTE_ALPHA`] for an ASCII
+/// letter, [`BYTE_OTHER`] for a byte of a non-ASCII char.
+static BYTE_CLASS: LazyLock<[u8; 256]> = LazyLock::new(|| {
+    let mut table = [BYTE_OTHER; 256];
+    for (b, class) in table.iter_mut().enumerate().take(128) {
+        let c = char::from(b as u8);
+        let word = if SYMBOLS.contains(c) { 0 } else { BYTE_WORD };
+        let alpha = if c.is_alphabetic() { BYTE_ALPHA } else { 0 };
+        *class = word | alpha;
+    }
+    table
+});
+const BYTE_WORD: u8 = 1;
+const BYTE_ALPHA: u8 = 2;
+const BYTE_OTHER: u8 = 4;
 static TERMINAL: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(TERMINAL_PUNCTUATION));
 
 /// Gopher's stop words (English).
@@ -286,7 +301,11 @@ fn py_strip(s: &str) -> &str {
 fn find_duplicates<'a>(items: impl Iterator<Item = &'a str>) -> (usize, usize, usize) {
     // foldhash (DataFusion's hasher), not SipHash: these are the text's own lines, and which
     // hasher a set uses does not change what it holds.
-    let mut seen: datafusion::common::HashSet<&str> = Default::default();
+    let mut seen: datafusion::common::HashSet<&str> =
+        datafusion::common::HashSet::with_capacity_and_hasher(
+            items.size_hint().0,
+            Default::default(),
+        );
     let (mut n, mut dups, mut dup_chars) = (0, 0, 0);
     for item in items {
         n += 1;
@@ -365,6 +384,29 @@ pub fn compute(text: &str) -> Signals {
     s
 }
 
+/// A token's length in chars, whether it has a char outside [`SYMBOLS`] (a word) and whether
+/// it has an alphabetic char. One pass over the bytes; only a token with a non-ASCII char
+/// takes a second pass over its chars.
+#[inline]
+fn token_class(t: &str) -> (usize, bool, bool) {
+    let class = t.bytes().fold(0, |acc, b| acc | BYTE_CLASS[usize::from(b)]);
+    if class & BYTE_OTHER == 0 {
+        return (t.len(), class & BYTE_WORD != 0, class & BYTE_ALPHA != 0);
+    }
+    token_class_chars(t)
+}
+
+/// [`token_class`] char by char.
+fn token_class_chars(t: &str) -> (usize, bool, bool) {
+    let (mut n, mut word, mut alpha) = (0, false, false);
+    for c in t.chars() {
+        n += 1;
+        word |= !SYMBOLS.contains(c);
+        alpha |= c.is_alphabetic();
+    }
+    (n, word, alpha)
+}
+
 /// Gopher quality over word tokens and Python `splitlines` lines: words, mean word length,
 /// stop words, alphabetic words, `#` and ellipsis ratios, bullet and ellipsis lines. Returns
 /// each token's length in characters (the repetition rules reuse it).
@@ -375,13 +417,7 @@ fn gopher_quality(text: &str, tokens: &[&str], lines: &[&str], s: &mut Signals) 
     let mut stop = [false; 8];
     let mut token_chars: Vec<u32> = Vec::with_capacity(tokens.len());
     for t in tokens {
-        // One pass over the token's chars for its length and both tests.
-        let (mut n, mut word, mut alpha) = (0usize, false, false);
-        for c in t.chars() {
-            n += 1;
-            word |= !SYMBOLS.contains(c);
-            alpha |= c.is_alphabetic();
-        }
+        let (n, word, alpha) = token_class(t);
         token_chars.push(n as u32);
         if word {
             s.words += 1;
@@ -488,7 +524,7 @@ fn c4(text: &str, lines: &[&str], tokens: &[&str], s: &mut Signals) {
         terminal += 1;
         // Fewer than 3 words (of the line before citations are removed): only the first three
         // need finding.
-        if stripped.split_whitespace().take(3).count() < 3 {
+        if tokenize::count_words_upto(stripped, 3) < 3 {
             continue;
         }
         if found & LOREM_IPSUM != 0 {
@@ -567,7 +603,11 @@ fn fineweb(text: &str, s: &mut Signals) {
         .filter(|l| l.chars().next_back().is_some_and(|c| TERMINAL.contains(c)))
         .count();
     s.line_punct_ratio = ratio(punct as f64, n_fw);
-    let short = fw_lines.iter().filter(|l| char_len(l) <= 30).count();
+    // A char is 1 to 4 bytes: only lines of 31 to 120 bytes need their chars counted.
+    let short = fw_lines
+        .iter()
+        .filter(|l| l.len() <= 30 || (l.len() <= 120 && char_len(l) <= 30))
+        .count();
     s.short_line_ratio = ratio(short as f64, n_fw);
     let (_, _, fw_dup_chars) = find_duplicates(fw_lines.iter().copied());
     let newlines = text.bytes().filter(|b| *b == b'\n').count();
@@ -618,7 +658,7 @@ fn boilerplate(lines: &[&str], s: &mut Signals) {
         let chars = char_len(line);
         // Both tests only need to know up to 8 words (prose has at least 8, a navigation
         // line at most 4): the count stops there instead of walking the whole line.
-        let words = line.split_whitespace().take(8).count();
+        let words = tokenize::count_words_upto(line, 8);
         total += chars;
         if words >= 8 && ends_sentence(line) {
             prose += chars;
@@ -874,6 +914,13 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Tokens classified on their bytes as char by char (ASCII symbols, letters, digits
+        /// and non-ASCII letters and symbols mixed).
+        #[test]
+        fn token_classes_on_bytes_are_the_chars(t in "[a-zA-Z09#.,!\\-_()\u{1c}\u{7f}é日€…·]{0,8}") {
+            proptest::prop_assert_eq!(token_class(&t), token_class_chars(&t));
+        }
+
         /// Lines found on bytes are the char-by-char splitlines' lines.
         #[test]
         fn lines_are_splitlines(text in "[a \r\n\x0b\x0c\x1c-\x1f\u{85}\u{a0}\u{2027}-\u{202a}é]{0,24}") {

@@ -87,11 +87,7 @@ fn for_each_chunk<'a>(text: &'a str, mut f: impl FnMut(&'a str)) {
     let b = text.as_bytes();
     let (mut i, mut start) = (0usize, None);
     while i < b.len() {
-        let space = match b[i] {
-            b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' => 1,
-            0x00..=0x7f => 0,
-            _ => whitespace_len(&b[i..]),
-        };
+        let space = space_at(b, i);
         if space == 0 {
             start.get_or_insert(i);
             i += 1;
@@ -105,6 +101,35 @@ fn for_each_chunk<'a>(text: &'a str, mut f: impl FnMut(&'a str)) {
     if let Some(s) = start {
         f(&text[s..]);
     }
+}
+
+/// Byte length of the whitespace char at `b[i]` (0 when it starts no whitespace char).
+#[inline(always)]
+fn space_at(b: &[u8], i: usize) -> usize {
+    match b[i] {
+        b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' => 1,
+        0x00..=0x7f => 0,
+        _ => whitespace_len(&b[i..]),
+    }
+}
+
+/// `text.split_whitespace().take(limit).count()`, found on the bytes as [`for_each_chunk`]
+/// finds chunks, stopping at the `limit`-th.
+pub(crate) fn count_words_upto(text: &str, limit: usize) -> usize {
+    let b = text.as_bytes();
+    let (mut i, mut n, mut inside) = (0usize, 0usize, false);
+    while i < b.len() && n < limit {
+        let space = space_at(b, i);
+        if space == 0 {
+            n += usize::from(!inside);
+            inside = true;
+            i += 1;
+        } else {
+            inside = false;
+            i += space;
+        }
+    }
+    n
 }
 
 /// Byte length of the non-ASCII whitespace char `b` starts with (U+0085, U+00A0, U+1680,
@@ -490,6 +515,12 @@ mod tests {
             let mut chunks = Vec::new();
             for_each_chunk(&text, |x| chunks.push(x));
             proptest::prop_assert_eq!(chunks, text.split_whitespace().collect::<Vec<_>>());
+        }
+
+        /// The bounded word count is split_whitespace's, for every bound.
+        #[test]
+        fn bounded_counts_are_split_whitespaces(text in "[a \t\n\x0b\x0c\r\x1c\u{85}\u{a0}\u{1680}\u{2000}-\u{200b}\u{2028}\u{202f}\u{205f}\u{3000}é日]{0,24}", limit in 0usize..12) {
+            proptest::prop_assert_eq!(count_words_upto(&text, limit), text.split_whitespace().take(limit).count());
         }
     }
 
