@@ -7,7 +7,12 @@ then times, each as its own process on the same files with 2 threads:
   3. DuckDB 2.x: the same weights computation in DuckDB SQL (its own hash for u(x))
 and prints wall time and peak RSS of each, and the ratios.
 
+Single runs of these sub-second queries scatter (±20% on a shared VM): --reps N times samplemix
+and the scan N times each, alternated, and prints the medians; --baseline PATH adds another build,
+alternated with --bin in the same loop (to compare two versions in one sitting). DuckDB runs once.
+
 Usage: python3 benches/weights.py [--rows 10000000] [--dir /tmp/samplemix-bench] [--bin PATH]
+                                  [--reps N] [--baseline PATH]
 """
 import argparse
 import json
@@ -15,6 +20,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--rows", type=int, default=10_000_000)
@@ -22,6 +28,8 @@ ap.add_argument("--k", type=int, default=1024)
 ap.add_argument("--dir", default="/tmp/samplemix-bench")
 ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "../target/release/samplemix"))
 ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--reps", type=int, default=1)
+ap.add_argument("--baseline", default=None)
 args = ap.parse_args()
 os.makedirs(args.dir, exist_ok=True)
 scored = os.path.join(args.dir, f"scored_{args.rows}.parquet")
@@ -47,12 +55,13 @@ if not os.path.exists(scored) or not os.path.exists(cents):
 
 
 def timed(cmd, env=None):
+    # Wall time from this process's clock (/usr/bin/time reports only hundredths of a second,
+    # 10% of a 0.1 s scan); /usr/bin/time for the peak RSS.
+    start = time.perf_counter()
     out = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True, env=env)
+    secs = time.perf_counter() - start
     if out.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{out.stderr[-3000:]}")
-    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", out.stderr).group(1)
-    parts = [float(p) for p in wall.split(":")]
-    secs = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
     rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1))
     return secs, rss_kb / 1024, out.stdout
 
@@ -63,8 +72,22 @@ setup = [
     "-c", f"CREATE EXTERNAL TABLE centroids STORED AS PARQUET LOCATION '{cents}'",
 ]
 weights_sql = "SELECT sum(count) AS copies, sum(expected_count) AS expected FROM samplemix_weights(scored, centroids, 0.8, 0.2, 1e10, 0, 'documents')"
-sm = timed([args.bin, "-q", "--format", "csv"] + setup + ["-c", weights_sql], env)
-scan = timed([args.bin, "-q", "--format", "csv"] + setup + ["-c", "SELECT count(*), sum(a), sum(n) FROM (SELECT cluster, avg(distance) AS a, count(*) AS n FROM scored GROUP BY cluster)"], env)
+scan_sql = "SELECT count(*), sum(a), sum(n) FROM (SELECT cluster, avg(distance) AS a, count(*) AS n FROM scored GROUP BY cluster)"
+runs = {"samplemix": [], "scan": [], "baseline": []}
+for _ in range(args.reps):
+    if args.baseline:
+        runs["baseline"].append(timed([args.baseline, "-q", "--format", "csv"] + setup + ["-c", weights_sql], env))
+    runs["samplemix"].append(timed([args.bin, "-q", "--format", "csv"] + setup + ["-c", weights_sql], env))
+    runs["scan"].append(timed([args.bin, "-q", "--format", "csv"] + setup + ["-c", scan_sql], env))
+
+
+def median_run(name):
+    # The run with the median time (the upper one of an even count), so its RSS and output go with it.
+    ordered = sorted(runs[name], key=lambda r: r[0])
+    return ordered[len(ordered) // 2]
+
+
+sm, scan = median_run("samplemix"), median_run("scan")
 
 duck_sql = f"""
 SET threads = {args.threads};
@@ -112,4 +135,14 @@ result = {
     "weights_vs_scan": round(sm[0] / scan[0], 2), "duckdb_vs_samplemix": round(dsecs / sm[0], 2),
     "samplemix_result": sm[2].strip().splitlines()[-1], "duckdb_result": duck.stdout.strip(),
 }
+if args.reps > 1:
+    result["reps"] = args.reps
+    result["samplemix_all_s"] = [round(r[0], 3) for r in runs["samplemix"]]
+    result["one_scan_all_s"] = [round(r[0], 3) for r in runs["scan"]]
+if args.baseline:
+    base = median_run("baseline")
+    result["baseline_s"] = round(base[0], 3)
+    result["baseline_vs_scan"] = round(base[0] / scan[0], 2)
+    result["baseline_all_s"] = [round(r[0], 3) for r in runs["baseline"]]
+    result["baseline_result"] = base[2].strip().splitlines()[-1]
 print(json.dumps(result))
