@@ -624,10 +624,9 @@ fn scored_rows(scan: DataFrame) -> Result<DataFrame> {
     ])
 }
 
-/// The cluster table, computed while planning: `values` (one row per cluster:
-/// [`K_CLUSTER`], [`DIVERSITY`], [`DIVERSITY_NORM`], [`FACTOR`], [`REFERENCE`]) enters the
-/// plan as a `VALUES` list, so the output pass joins k literal rows (a broadcast); the global
-/// statistics are plain numbers.
+/// The cluster table, computed while planning: one row per cluster (`ids`, `values`), which
+/// [`Clusters::plan`] enters into the plan as a `VALUES` list, so the output pass joins k
+/// literal rows (a broadcast); the global statistics are plain numbers.
 struct Clusters {
     ids: Vec<i64>,
     /// Per cluster (in the order of `ids`): diversity, its normalised value, a(j) and the
