@@ -624,14 +624,13 @@ fn scored_rows(scan: DataFrame) -> Result<DataFrame> {
     ])
 }
 
-/// The cluster table, computed while planning: one row per cluster (`ids`, `values`), which
+/// The cluster table, computed while planning: one row per cluster (`table`), which
 /// [`Clusters::plan`] enters into the plan as a `VALUES` list, so the output pass joins k
 /// literal rows (a broadcast); the global statistics are plain numbers.
 struct Clusters {
-    ids: Vec<i64>,
-    /// Per cluster (in the order of `ids`): diversity, its normalised value, a(j) and the
-    /// reference quality r of b(x).
-    values: Vec<[f64; 4]>,
+    /// Per cluster: its id, and its diversity, normalised diversity, a(j) and the reference
+    /// quality r of b(x).
+    table: Vec<(i64, [f64; 4])>,
     /// N and T_src: rows and tokens of `scored`.
     rows: i64,
     tokens: f64,
@@ -771,17 +770,16 @@ fn cluster_table(
         rows.iter().map(|r| (r.id, r.s)).collect()
     };
     let mut z = ExactSum::default();
-    let mut values = Vec::with_capacity(rows.len());
+    let mut table = Vec::with_capacity(rows.len());
     for r in &rows {
         let a = factor(r);
         let s = sums.get(&r.id).copied().unwrap_or(0.0);
         z.add(a * s)
             .map_err(|e| plan_datafusion_err!("{NAME}: softmax denominator: {e}"))?;
-        values.push([r.div, r.dn, a, reference(r)]);
+        table.push((r.id, [r.div, r.dn, a, reference(r)]));
     }
     Ok(Clusters {
-        ids: rows.iter().map(|r| r.id).collect(),
-        values,
+        table,
         rows: rows.iter().map(|r| r.n).sum(),
         tokens: rows.iter().map(|r| r.t).sum::<i128>() as f64,
         z: z.value(),
@@ -794,9 +792,8 @@ impl Clusters {
     /// multiplies each row's b(x) by one number (κ = scale / Z; without a cap).
     fn plan(&self, state: &SessionState, kappa: f64) -> Result<DataFrame> {
         let mut rows: Vec<Vec<Expr>> = self
-            .ids
+            .table
             .iter()
-            .zip(&self.values)
             .map(|(id, [div, dn, a, reference])| {
                 vec![
                     lit(*id),

@@ -84,6 +84,15 @@ pub(crate) fn words<'a>(text: &'a str, out: &mut Vec<&'a str>) {
 /// the UTF-8 encoding of every Unicode whitespace char starts with an ASCII byte or with one of
 /// 0xC2, 0xE1, 0xE2, 0xE3, so other bytes need no decoding.
 fn for_each_chunk<'a>(text: &'a str, mut f: impl FnMut(&'a str)) {
+    chunks_while(text, |chunk| {
+        f(chunk);
+        true
+    });
+}
+
+/// [`for_each_chunk`] until `f` returns false.
+#[inline(always)]
+fn chunks_while<'a>(text: &'a str, mut f: impl FnMut(&'a str) -> bool) {
     let b = text.as_bytes();
     let (mut i, mut start) = (0usize, None);
     while i < b.len() {
@@ -94,7 +103,9 @@ fn for_each_chunk<'a>(text: &'a str, mut f: impl FnMut(&'a str)) {
             continue;
         }
         if let Some(s) = start.take() {
-            f(&text[s..i]);
+            if !f(&text[s..i]) {
+                return;
+            }
         }
         i += space;
     }
@@ -113,21 +124,15 @@ fn space_at(b: &[u8], i: usize) -> usize {
     }
 }
 
-/// `text.split_whitespace().take(limit).count()`, found on the bytes as [`for_each_chunk`]
-/// finds chunks, stopping at the `limit`-th.
+/// `text.split_whitespace().take(limit).count()`, on the bytes ([`for_each_chunk`]'s chunks),
+/// stopping at the `limit`-th.
 pub(crate) fn count_words_upto(text: &str, limit: usize) -> usize {
-    let b = text.as_bytes();
-    let (mut i, mut n, mut inside) = (0usize, 0usize, false);
-    while i < b.len() && n < limit {
-        let space = space_at(b, i);
-        if space == 0 {
-            n += usize::from(!inside);
-            inside = true;
-            i += 1;
-        } else {
-            inside = false;
-            i += space;
-        }
+    let mut n = 0;
+    if limit > 0 {
+        chunks_while(text, |_| {
+            n += 1;
+            n < limit
+        });
     }
     n
 }
@@ -508,10 +513,13 @@ mod tests {
         }
     }
 
+    /// Text of letters and every kind of whitespace (and \x1c, which is none).
+    const SPACED: &str = "[a \t\n\x0b\x0c\r\x1c\u{85}\u{a0}\u{1680}\u{2000}-\u{200b}\u{2028}\u{202f}\u{205f}\u{3000}é日]{0,24}";
+
     proptest::proptest! {
         /// Chunks found on bytes are split_whitespace's.
         #[test]
-        fn chunks_are_split_whitespaces(text in "[a \t\n\x0b\x0c\r\x1c\u{85}\u{a0}\u{1680}\u{2000}-\u{200b}\u{2028}\u{202f}\u{205f}\u{3000}é日]{0,24}") {
+        fn chunks_are_split_whitespaces(text in SPACED) {
             let mut chunks = Vec::new();
             for_each_chunk(&text, |x| chunks.push(x));
             proptest::prop_assert_eq!(chunks, text.split_whitespace().collect::<Vec<_>>());
@@ -519,7 +527,7 @@ mod tests {
 
         /// The bounded word count is split_whitespace's, for every bound.
         #[test]
-        fn bounded_counts_are_split_whitespaces(text in "[a \t\n\x0b\x0c\r\x1c\u{85}\u{a0}\u{1680}\u{2000}-\u{200b}\u{2028}\u{202f}\u{205f}\u{3000}é日]{0,24}", limit in 0usize..12) {
+        fn bounded_counts_are_split_whitespaces(text in SPACED, limit in 0usize..12) {
             proptest::prop_assert_eq!(count_words_upto(&text, limit), text.split_whitespace().take(limit).count());
         }
     }
