@@ -287,6 +287,48 @@ async fn outputs_are_bit_identical_across_partitionings_and_orders() {
     }
 }
 
+/// Cluster ids far apart take the join path of the output pass, ids 0..k the lookup path
+/// (`samplemix_lookup`): the same weights and counts, bit for bit.
+#[tokio::test]
+async fn sparse_cluster_ids_give_the_same_output_as_dense_ones() {
+    let (rows, centroids) = generated();
+    let ctx = context(2).await;
+    register(&ctx, &rows, &centroids).await;
+    sql(&ctx, &[
+        "CREATE TABLE scored_sparse AS SELECT id, quality, s.cluster * 100000007 AS \"cluster\", distance, tokens FROM scored s",
+        "CREATE TABLE centroids_sparse AS SELECT cluster * 100000007 AS \"cluster\", size, centroid, metric FROM centroids",
+    ])
+    .await;
+    for options in [
+        "",
+        ", 'tokens', 'mean', 'rounding=systematic, max_copies=2, min_cluster_size=40'",
+    ] {
+        let run = |scored: &str, centroids: &str| {
+            format!("SELECT * FROM samplemix_weights({scored}, {centroids}, 0.8, 0.05, 50000, 9{options}) ORDER BY id")
+        };
+        let dense = sql(&ctx, &[&run("scored", "centroids")]).await;
+        let sparse = sql(&ctx, &[&run("scored_sparse", "centroids_sparse")]).await;
+        assert_eq!(strings(&dense, "id"), strings(&sparse, "id"));
+        for col in [
+            "quality_norm",
+            "diversity",
+            "diversity_norm",
+            "weight",
+            "expected_count",
+            "count",
+        ] {
+            let bits = |b: &[datafusion::arrow::array::RecordBatch]| -> Vec<u64> {
+                f64s(b, col).iter().map(|v| v.to_bits()).collect()
+            };
+            assert_eq!(
+                bits(&dense),
+                bits(&sparse),
+                "{col} with options '{options}'"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn plain_sql_form_equals_the_table_function() {
     let (rows, centroids) = generated();

@@ -60,7 +60,9 @@ pub mod functions {
     pub use crate::embed::udf::embed_udf;
     pub use crate::help::SamplemixHelp;
     pub use crate::mix::udaf::exact_sum_udaf;
-    pub use crate::mix::udf::{assert_udf, distance_udf, exp_udf, round_udf, uniform_udf};
+    pub use crate::mix::udf::{
+        assert_udf, distance_udf, exp_udf, lookup_udf, round_udf, uniform_udf,
+    };
     pub use crate::mix::udtf::SamplemixWeights;
     pub use crate::mix::udwf::systematic_round_udwf;
     pub use crate::quality::udf::{quality_score_udf, quality_signals_udf};
@@ -114,6 +116,7 @@ pub fn all_udfs() -> Vec<Arc<ScalarUDF>> {
         functions::uniform_udf(),
         functions::round_udf(),
         functions::exp_udf(),
+        functions::lookup_udf(),
         functions::distance_udf(),
         functions::assert_udf(),
         functions::diversity_cluster_udf(functions::CentroidSource::Runtime(Arc::new(

@@ -11,8 +11,9 @@
 //!    numerator factors into a per-cluster and a per-row part, and the per-row part needs only
 //!    the quality range). It checks every value and does not read `id`. The k rows it returns
 //!    give the diversities, w_max, each cluster's factor a(j) and Z = Σ a(j)·S(j); they enter
-//!    the plan as a `VALUES` list (a broadcast join of k literal rows) and literals, with
-//!    κ·a(j) (κ = scale / Z) premultiplied, so a row's expected count is one product;
+//!    the plan as constant lists that `samplemix_lookup` reads by cluster id (or, for sparse
+//!    ids, as a `VALUES` list joined to the rows) and literals, with κ·a(j) (κ = scale / Z)
+//!    premultiplied, so a row's expected count is one product;
 //! 2. the output projection: the only pass the returned plan makes.
 //!
 //! Every e^x is `samplemix_exp` (`super::exp`), the same bits on every CPU.
@@ -50,8 +51,9 @@ use datafusion::logical_expr::{
 use futures::FutureExt;
 
 use super::exp::exp as portable_exp;
+use super::lookup::KeyIndex;
 use super::udaf::exact_sum_udaf;
-use super::udf::{assert_udf, exp_udf, round_udf};
+use super::udf::{assert_udf, exp_udf, lookup_udf, round_udf};
 use super::udwf::systematic_round_udwf;
 use super::weights::{separation, ExactSum, Mode, Separation};
 use crate::args::{
@@ -593,20 +595,9 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
     let checked = checked_quality_range(&scan)?;
     let softmax = Softmax::new(checked.qmin, checked.qmax, p);
     let clusters = cluster_table(state, &scan, separation, &softmax, checked.int64_tokens, p)?;
-    let values = clusters.plan(state, count_scale(&clusters, p)?)?;
-    // The small side first: it is the build side of the hash join.
+    let kappa = count_scale(&clusters, p)?;
     let weighted = || -> Result<DataFrame> {
-        with_weights(
-            values.clone().join(
-                scored_rows(scan()?)?,
-                JoinType::Inner,
-                &[K_CLUSTER],
-                &[CLUSTER],
-                None,
-            )?,
-            &softmax,
-            p,
-        )
+        with_weights(clusters.attach(state, scan()?, kappa)?, &softmax, p)
     };
     let (rows_out, expected, capped) = expected_counts(&weighted, &softmax, p)?;
     output(rows_out, expected, capped, p)
@@ -625,8 +616,8 @@ fn scored_rows(scan: DataFrame) -> Result<DataFrame> {
 }
 
 /// The cluster table, computed while planning: one row per cluster (`table`), which
-/// [`Clusters::plan`] enters into the plan as a `VALUES` list, so the output pass joins k
-/// literal rows (a broadcast); the global statistics are plain numbers.
+/// [`Clusters::attach`] gives to each row (constant lists, or a `VALUES` list it joins); the
+/// global statistics are plain numbers.
 struct Clusters {
     /// Per cluster: its id, and its diversity, normalised diversity, a(j) and the reference
     /// quality r of b(x).
@@ -787,6 +778,50 @@ fn cluster_table(
 }
 
 impl Clusters {
+    /// The scored rows with their cluster's columns ([`K_CLUSTER`] aside): each looked up by
+    /// `samplemix_lookup` in constant lists when the cluster ids are dense (as `kmeans_fit`
+    /// numbers them), which reads only the cluster column; otherwise by a hash join with
+    /// [`Clusters::plan`] (a lookup would rebuild a hash map of all ids for every batch).
+    fn attach(&self, state: &SessionState, scan: DataFrame, kappa: f64) -> Result<DataFrame> {
+        let rows = scored_rows(scan)?;
+        let ids: Vec<i64> = self.table.iter().map(|(id, _)| *id).collect();
+        if !matches!(KeyIndex::new(&ids), Ok(KeyIndex::Dense { .. })) {
+            // The small side first: it is the build side of the hash join.
+            return self.plan(state, kappa)?.join(
+                rows,
+                JoinType::Inner,
+                &[K_CLUSTER],
+                &[CLUSTER],
+                None,
+            );
+        }
+        let list = |values: Vec<ScalarValue>, item: DataType| {
+            lit(ScalarValue::List(ScalarValue::new_list_nullable(
+                &values, &item,
+            )))
+        };
+        let keys = list(
+            ids.into_iter().map(ScalarValue::from).collect(),
+            DataType::Int64,
+        );
+        let column = |f: &dyn Fn(&[f64; 4]) -> f64| {
+            let values = self
+                .table
+                .iter()
+                .map(|(_, v)| ScalarValue::from(f(v)))
+                .collect();
+            call(
+                &lookup_udf(),
+                vec![col(CLUSTER), keys.clone(), list(values, DataType::Float64)],
+            )
+        };
+        rows.with_column(DIVERSITY, column(&|v| v[0]))?
+            .with_column(DIVERSITY_NORM, column(&|v| v[1]))?
+            .with_column(FACTOR, column(&|v| v[2]))?
+            .with_column(REFERENCE, column(&|v| v[3]))?
+            .with_column(COUNT_FACTOR, column(&|v| kappa * v[2]))
+    }
+
     /// The cluster table as a `VALUES` plan: [`K_CLUSTER`], [`DIVERSITY`], [`DIVERSITY_NORM`],
     /// [`FACTOR`], [`REFERENCE`] and [`COUNT_FACTOR`] = κ·a(j), so that the output pass
     /// multiplies each row's b(x) by one number (κ = scale / Z; without a cap).

@@ -53,8 +53,19 @@ pub fn integer_count(expected: f64, u: f64) -> i64 {
 
 /// Separation of each centroid from the others: the mean (exact, order-independent sum) or
 /// the minimum of its distances to the other centroids, in f64 (`samplemix_distance`'s
-/// formula); 0 with a single centroid.
+/// formula); 0 with a single centroid. The k²/2 distances are shared among the machine's
+/// cores: exact sums and minima give the same result however they are split.
 pub fn separation(centroids: &Centroids, mode: Separation) -> Vec<f64> {
+    // Below a few hundred centroids a thread costs more than it saves.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(centroids.k() / 128)
+        .max(1);
+    separation_on(centroids, mode, threads)
+}
+
+/// [`separation`] on `threads` threads.
+fn separation_on(centroids: &Centroids, mode: Separation, threads: usize) -> Vec<f64> {
     let k = centroids.k();
     if k < 2 {
         return vec![0.0; k];
@@ -62,50 +73,112 @@ pub fn separation(centroids: &Centroids, mode: Separation) -> Vec<f64> {
     let rows: Vec<Vec<f64>> = (0..k)
         .map(|j| centroids.row(j).iter().map(|v| f64::from(*v)).collect())
         .collect();
-    // The distance is symmetric bit for bit (products commute, sums run in index order), so
-    // each pair is computed once and counted for both ends; exact sums and minima do not
-    // depend on the order they see the values in.
-    let mut sums = vec![ExactSum::default(); k];
-    let mut mins = vec![f64::INFINITY; k];
-    let mut record = |i: usize, j: usize, d: f64| match mode {
-        Separation::Mean => {
-            // Distances between finite f32 vectors are finite and far below 4.6e18.
-            sums[i].add(d).unwrap_or_default();
-            sums[j].add(d).unwrap_or_default();
-        }
-        Separation::Min => {
-            mins[i] = mins[i].min(d);
-            mins[j] = mins[j].min(d);
+    let prepared: Vec<CosinePrepared> = match centroids.metric() {
+        Metric::Cosine => rows.iter().map(|r| CosinePrepared::new(r)).collect(),
+        Metric::L2 => Vec::new(),
+    };
+    let columns = CosineColumns::new(&prepared);
+    // Distances from centroid i to every j > i.
+    let distances_from = |i: usize, out: &mut [f64]| match centroids.metric() {
+        Metric::Cosine => columns.distances(&prepared[i], i + 1, out),
+        Metric::L2 => {
+            for (j, d) in (i + 1..k).zip(out.iter_mut()) {
+                *d = distance_f64(Metric::L2, &rows[i], &rows[j]);
+            }
         }
     };
-    match centroids.metric() {
-        Metric::Cosine => {
-            let prepared: Vec<CosinePrepared> =
-                rows.iter().map(|r| CosinePrepared::new(r)).collect();
-            let columns = CosineColumns::new(&prepared);
-            let mut out = vec![0.0; k];
-            for i in 0..k {
-                let row = &mut out[..k - i - 1];
-                columns.distances(&prepared[i], i + 1, row);
-                for (j, d) in (i + 1..k).zip(row.iter()) {
-                    record(i, j, *d);
-                }
-            }
-        }
-        Metric::L2 => {
-            for i in 0..k {
-                for j in i + 1..k {
-                    record(i, j, distance_f64(Metric::L2, &rows[i], &rows[j]));
-                }
-            }
-        }
+    let parts: Vec<Partial> = if threads == 1 {
+        vec![Partial::of(0..k, k, mode, &distances_from)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = balanced_rows(k, threads)
+                .into_iter()
+                .map(|range| scope.spawn(|| Partial::of(range, k, mode, &distances_from)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("separation worker panicked"))
+                .collect()
+        })
+    };
+    let mut parts = parts.into_iter();
+    let mut all = parts.next().expect("at least one part");
+    for part in parts {
+        all.merge(&part);
     }
     match mode {
-        Separation::Mean => sums
+        Separation::Mean => all
+            .sums
             .into_iter()
             .map(|s| s.value() / (k - 1) as f64)
             .collect(),
-        Separation::Min => mins,
+        Separation::Min => all.mins,
+    }
+}
+
+/// Ranges of rows i of the pairs (i, j > i) with about the same number of pairs each.
+fn balanced_rows(k: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
+    let total = k * (k - 1) / 2;
+    let mut out = Vec::with_capacity(parts);
+    let (mut start, mut done) = (0, 0);
+    for i in 0..k {
+        done += k - i - 1;
+        if done * parts >= total * (out.len() + 1) && out.len() + 1 < parts {
+            out.push(start..i + 1);
+            start = i + 1;
+        }
+    }
+    out.push(start..k);
+    out
+}
+
+/// Per-centroid sums or minima over the pairs of some rows.
+struct Partial {
+    sums: Vec<ExactSum>,
+    mins: Vec<f64>,
+}
+
+impl Partial {
+    fn of(
+        rows: std::ops::Range<usize>,
+        k: usize,
+        mode: Separation,
+        distances_from: &(dyn Fn(usize, &mut [f64]) + Sync),
+    ) -> Self {
+        let mut part = Partial {
+            sums: vec![ExactSum::default(); if mode == Separation::Mean { k } else { 0 }],
+            mins: vec![f64::INFINITY; if mode == Separation::Min { k } else { 0 }],
+        };
+        let mut out = vec![0.0; k];
+        // The distance is symmetric bit for bit (products commute, sums run in index order),
+        // so each pair is computed once and counted for both ends.
+        for i in rows {
+            let row = &mut out[..k - i - 1];
+            distances_from(i, row);
+            for (j, d) in (i + 1..k).zip(row.iter()) {
+                match mode {
+                    Separation::Mean => {
+                        // Distances between finite f32 vectors are finite and far below 4.6e18.
+                        part.sums[i].add(*d).unwrap_or_default();
+                        part.sums[j].add(*d).unwrap_or_default();
+                    }
+                    Separation::Min => {
+                        part.mins[i] = part.mins[i].min(*d);
+                        part.mins[j] = part.mins[j].min(*d);
+                    }
+                }
+            }
+        }
+        part
+    }
+
+    fn merge(&mut self, other: &Partial) {
+        for (a, b) in self.sums.iter_mut().zip(&other.sums) {
+            a.merge(b).unwrap_or_default();
+        }
+        for (a, b) in self.mins.iter_mut().zip(&other.mins) {
+            *a = a.min(*b);
+        }
     }
 }
 
@@ -679,8 +752,30 @@ mod tests {
             for mode in [Separation::Mean, Separation::Min] {
                 let fast: Vec<u64> = separation(&c, mode).iter().map(|v| v.to_bits()).collect();
                 assert_eq!(fast, naive(mode), "{metric:?} {mode:?}");
+                for threads in [2, 3, 8, 64] {
+                    let split: Vec<u64> = separation_on(&c, mode, threads)
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect();
+                    assert_eq!(split, fast, "{metric:?} {mode:?} on {threads} threads");
+                }
             }
         }
+    }
+
+    #[test]
+    fn balanced_rows_cover_every_row_once() {
+        for (k, parts) in [(2, 1), (2, 2), (40, 3), (1024, 2), (5, 9)] {
+            let ranges = balanced_rows(k, parts);
+            assert!(ranges.len() <= parts.max(1) + 1, "{k} {parts}");
+            let rows: Vec<usize> = ranges.iter().flat_map(|r| r.clone()).collect();
+            assert_eq!(rows, (0..k).collect::<Vec<_>>(), "{k} {parts}");
+        }
+        // Two parts of 1024 rows: the first takes ~29% of the rows, half of the pairs.
+        let pairs = |r: &std::ops::Range<usize>| r.clone().map(|i| 1023 - i).sum::<usize>();
+        let halves = balanced_rows(1024, 2);
+        assert_eq!(halves.len(), 2);
+        assert!(pairs(&halves[0]).abs_diff(pairs(&halves[1])) < 1024);
     }
 
     #[test]
