@@ -168,7 +168,14 @@ struct Groups {
     fast: Vec<i128>,
     sums: Vec<ExactSum>,
     seen: Vec<bool>,
+    /// Values added to the fast parts since they were last moved into `sums`: each is below
+    /// 2^94 in magnitude, so while this stays at most [`FAST_ADDS`] no fast part can overflow
+    /// and the column loop adds without checking.
+    added: u64,
 }
+
+/// 2^32 values below 2^94 sum to below 2^126: an i128 holds them with room to spare.
+const FAST_ADDS: u64 = 1 << 32;
 
 impl Groups {
     fn grow(&mut self, n: usize) {
@@ -202,6 +209,19 @@ impl Groups {
     fn add_slow(&mut self, g: usize, x: f64) -> Result<()> {
         self.sums[g].add(x).or_else(err)
     }
+    /// Count `n` more values towards the fast parts' bound, first moving the fast parts into
+    /// the full sums when the bound would be passed (once per 2^32 values).
+    fn reserve_fast_adds(&mut self, n: usize) -> Result<()> {
+        if self.added + n as u64 > FAST_ADDS {
+            for (s, f) in self.sums.iter_mut().zip(self.fast.iter_mut()) {
+                s.merge(&ExactSum::from_units(std::mem::take(f)))
+                    .or_else(err)?;
+            }
+            self.added = 0;
+        }
+        self.added += n as u64;
+        Ok(())
+    }
 }
 
 impl GroupsAccumulator for Groups {
@@ -213,12 +233,22 @@ impl GroupsAccumulator for Groups {
         total_num_groups: usize,
     ) -> Result<()> {
         self.grow(total_num_groups);
+        self.reserve_fast_adds(group_indices.len())?;
         let v = cast(&values[0], &DataType::Float64)?;
         let v = v.as_primitive::<Float64Type>();
         if v.null_count() == 0 && opt_filter.is_none() {
-            // The common case, without per-value validity and filter tests.
+            // The common case, without per-value validity and filter tests, and (the fast
+            // parts cannot overflow, see `added`) without a check or an early exit per value
+            // but for the rare value the fast part cannot take.
+            for g in group_indices {
+                self.seen[*g] = true;
+            }
+            let Groups { fast, sums, .. } = self;
             for (x, g) in v.values().iter().zip(group_indices) {
-                self.add(*g, *x)?;
+                match ExactSum::fast_units(*x) {
+                    Some(units) => fast[*g] = fast[*g].wrapping_add(units),
+                    None => sums[*g].add(*x).or_else(err)?,
+                }
             }
             return Ok(());
         }
@@ -284,5 +314,66 @@ impl GroupsAccumulator for Groups {
         self.fast.capacity() * 16
             + self.sums.capacity() * std::mem::size_of::<ExactSum>()
             + self.seen.capacity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn grouped(acc: &mut Groups, xs: &[f64], groups: &[usize], k: usize) -> Vec<Option<f64>> {
+        let values: ArrayRef = Arc::new(Float64Array::from(xs.to_vec()));
+        acc.update_batch(&[values], groups, None, k).unwrap();
+        let out = acc.evaluate(EmitTo::All).unwrap();
+        let out = out.as_primitive::<Float64Type>();
+        (0..out.len())
+            .map(|i| out.is_valid(i).then(|| out.value(i)))
+            .collect()
+    }
+
+    #[test]
+    fn fast_parts_move_into_the_full_sums_before_they_could_overflow() {
+        let mut acc = Groups {
+            added: FAST_ADDS - 1,
+            ..Default::default()
+        };
+        // Values at the top of the fast part's range, in the group that takes them all.
+        let big = (1u64 << 30) as f64 - 1.0;
+        // A fast part as full as it can get (far fuller than 2^32 values could make it), so
+        // that adding without moving it first would wrap around.
+        acc.grow(2);
+        acc.fast[0] = i128::MAX - 10;
+        let out = grouped(&mut acc, &[big, 0.25, big], &[0, 1, 0], 2);
+        let mut expected = ExactSum::from_units(i128::MAX - 10);
+        expected.add(big).unwrap();
+        expected.add(big).unwrap();
+        assert_eq!(out, vec![Some(expected.value()), Some(0.25)]);
+    }
+
+    proptest! {
+        #[test]
+        fn grouped_sums_equal_one_sum_per_group(
+            rows in proptest::collection::vec((0usize..4, -1e6f64..1e6, 0u8..4), 1..300),
+        ) {
+            // Mix in values the fast part cannot take (tiny, huge).
+            let xs: Vec<f64> = rows.iter().map(|(_, x, kind)| match kind {
+                0 => x * 1e-30,
+                1 => x * 1e200,
+                _ => *x,
+            }).collect();
+            let groups: Vec<usize> = rows.iter().map(|r| r.0).collect();
+            let mut acc = Groups::default();
+            let out = grouped(&mut acc, &xs, &groups, 4);
+            for (g, got) in out.iter().enumerate() {
+                let mut one = ExactSum::default();
+                let mut any = false;
+                for (x, _) in xs.iter().zip(&groups).filter(|(_, h)| **h == g) {
+                    one.add(*x).unwrap();
+                    any = true;
+                }
+                prop_assert_eq!(*got, any.then(|| one.value()));
+            }
+        }
     }
 }
