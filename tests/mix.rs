@@ -9,6 +9,16 @@ use datafusion::prelude::SessionContext;
 /// (id, quality, cluster, distance, tokens)
 type Row = (String, f64, i64, f64, i64);
 
+/// The numeric output columns of `samplemix_weights`, `count` last.
+const OUTPUT_COLUMNS: [&str; 6] = [
+    "quality_norm",
+    "diversity",
+    "diversity_norm",
+    "weight",
+    "expected_count",
+    "count",
+];
+
 /// Generated scored rows: uneven clusters (1, 3, 10, 50, 136 rows), one cluster of identical
 /// points (compactness 0), tied qualities.
 fn generated() -> (Vec<Row>, Vec<[f64; 4]>) {
@@ -260,17 +270,10 @@ async fn outputs_are_bit_identical_across_partitionings_and_orders() {
             ", 'tokens', 'mean', 'rounding=systematic, max_copies=2, min_cluster_size=40'",
         ] {
             let out = sql(&ctx, &[&format!("SELECT id, quality_norm, diversity, diversity_norm, weight, expected_count, count FROM samplemix_weights(scored_p, centroids, 0.8, 0.05, 50000, 9{options}) ORDER BY id")]).await;
-            let cols: Vec<Vec<u64>> = [
-                "quality_norm",
-                "diversity",
-                "diversity_norm",
-                "weight",
-                "expected_count",
-                "count",
-            ]
-            .iter()
-            .map(|c| f64s(&out, c).iter().map(|v| v.to_bits()).collect())
-            .collect();
+            let cols: Vec<Vec<u64>> = OUTPUT_COLUMNS
+                .iter()
+                .map(|c| f64s(&out, c).iter().map(|v| v.to_bits()).collect())
+                .collect();
             results.push((options, strings(&out, "id"), cols));
         }
     }
@@ -309,14 +312,7 @@ async fn sparse_cluster_ids_give_the_same_output_as_dense_ones() {
         let dense = sql(&ctx, &[&run("scored", "centroids")]).await;
         let sparse = sql(&ctx, &[&run("scored_sparse", "centroids_sparse")]).await;
         assert_eq!(strings(&dense, "id"), strings(&sparse, "id"));
-        for col in [
-            "quality_norm",
-            "diversity",
-            "diversity_norm",
-            "weight",
-            "expected_count",
-            "count",
-        ] {
+        for col in OUTPUT_COLUMNS {
             let bits = |b: &[datafusion::arrow::array::RecordBatch]| -> Vec<u64> {
                 f64s(b, col).iter().map(|v| v.to_bits()).collect()
             };
@@ -347,13 +343,8 @@ async fn plain_sql_form_equals_the_table_function() {
     )
     .await;
     assert_eq!(strings(&a, "id"), strings(&b, "id"));
-    for col in [
-        "quality_norm",
-        "diversity",
-        "diversity_norm",
-        "weight",
-        "expected_count",
-    ] {
+    // The floats (`count` is compared exactly below).
+    for col in &OUTPUT_COLUMNS[..5] {
         for (x, y) in f64s(&a, col).iter().zip(f64s(&b, col)) {
             assert!(close(*x, y), "{col}: {x} vs {y}");
         }
