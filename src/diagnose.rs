@@ -14,6 +14,19 @@ use datafusion::parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 
+/// What to do about a parse error that is DataFusion 55's generic SQL dialect taking the comma
+/// before `cluster` in a SELECT list for a trailing one (CLUSTER is reserved there, for Hive's
+/// CLUSTER BY): `SELECT id, cluster FROM scored`. `cluster` is a column of every scored table,
+/// so the bare parse error would leave many users guessing.
+pub fn parser_hint(message: &str) -> Option<&'static str> {
+    let lower = message.to_ascii_lowercase();
+    (lower.contains("parsererror") && lower.contains("found: cluster")).then_some(
+        "`cluster` after a comma in a SELECT list is read as the keyword CLUSTER (the default SQL \
+         dialect allows a trailing comma there): write it with its table's alias (s.cluster) or \
+         quoted (\"cluster\"), or SET datafusion.sql_parser.dialect = 'postgres'",
+    )
+}
+
 /// Whether `message` (an error's text) is a failure to read Parquet data.
 pub fn is_parquet_failure(message: &str) -> bool {
     message.contains("Parquet error") || message.contains("Parquet file")

@@ -24,7 +24,7 @@ pub mod cluster;
 mod diagnose;
 mod s3;
 mod url_tables;
-pub use diagnose::{find_corrupt_parquet, is_parquet_failure};
+pub use diagnose::{find_corrupt_parquet, is_parquet_failure, parser_hint};
 pub use s3::{
     check_endpoint, check_env_endpoint, S3Settings, SamplemixContext, SamplemixStoreRegistry,
 };

@@ -355,6 +355,9 @@ async fn run_statement(
             return Err(e.context(bad));
         }
     }
+    if let Some(hint) = samplemix::parser_hint(&message) {
+        return Err(e.context(hint));
+    }
     Err(e)
 }
 

@@ -370,6 +370,34 @@ fn query_timeout_abandons_a_long_statement() {
 /// A corrupt shard in a folder (a malformed footer that makes the parquet crate panic, and a
 /// truncated file) is an error naming that shard, not a crash.
 #[test]
+fn cluster_after_a_comma_gets_a_hint() {
+    let table = "(SELECT 1 AS id, 2 AS cluster) s";
+    let out = samplemix(&["-q", "-c", &format!("SELECT id, cluster FROM {table}")]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("found: cluster"), "{err}");
+    assert!(
+        err.contains("write it with its table's alias (s.cluster)"),
+        "{err}"
+    );
+    // Both ways the hint gives work; other parse errors get no hint.
+    for fixed in ["s.cluster", "\"cluster\""] {
+        let out = samplemix(&[
+            "-q",
+            "--format",
+            "csv",
+            "-c",
+            &format!("SELECT id, {fixed} FROM {table}"),
+        ]);
+        assert!(out.status.success(), "{fixed}: {}", stderr(&out));
+        assert!(stdout(&out).ends_with("1,2\n"), "{}", stdout(&out));
+    }
+    let out = samplemix(&["-q", "-c", "SELECT 1 +"]);
+    assert!(stderr(&out).contains("ParserError"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("s.cluster"), "{}", stderr(&out));
+}
+
+#[test]
 fn corrupt_shard_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
