@@ -502,24 +502,26 @@ pub struct Lookup {
 
 const LOOKUP: &str = "samplemix_lookup";
 
-static LOOKUP_DOC: LazyLock<Documentation> =
-    LazyLock::new(|| {
-        Documentation::builder(
+static LOOKUP_DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
         crate::doc_section(),
-        "The value paired with an integer key in a constant table: values[i] where keys[i] = key, \
-         NULL when the key is NULL or not among the keys (or its value is NULL). For a small \
-         table (per-cluster figures, say) it replaces a join: each row's key is looked up \
-         directly, and no other column is copied. samplemix_weights gives each row its \
-         cluster's figures this way. keys and values are constant lists of the same length; the \
-         keys are distinct integers.",
+        "The value paired with an integer key in a constant table: values[i] where \
+         keys[i] = key, NULL when the key is NULL or not among the keys (or its value is NULL). \
+         For a small table (per-cluster figures, say) it replaces a join: each row's key is \
+         looked up directly, and no other column is copied. samplemix_weights gives each row \
+         its cluster's figures this way. keys and values are constant lists of the same \
+         length; the keys are distinct integers.",
         "samplemix_lookup(key, keys, values)",
     )
     .with_sql_example("SELECT samplemix_lookup(cluster, [0, 1, 2], [0.5, 1.25, 2.0]) FROM scored;")
     .with_argument("key", "Integer expression.")
     .with_argument("keys", "Constant list of distinct integers.")
-    .with_argument("values", "Constant list of numbers, as long as keys (taken as Float64).")
+    .with_argument(
+        "values",
+        "Constant list of numbers, as long as keys (taken as Float64).",
+    )
     .build()
-    });
+});
 
 /// A constant list argument of `samplemix_lookup` as the array of its elements.
 fn lookup_list(value: &ScalarValue, argument: &str, item: &DataType) -> Result<ArrayRef> {
@@ -591,15 +593,18 @@ impl ScalarUDFImpl for Lookup {
                 types[0]
             );
         }
-        for (i, argument, item) in [
-            (1, "keys", DataType::is_integer as fn(&DataType) -> bool),
-            (2, "values", DataType::is_numeric),
+        for (t, argument, items, item) in [
+            (
+                types[1],
+                "keys",
+                "integers",
+                DataType::is_integer as fn(&DataType) -> bool,
+            ),
+            (types[2], "values", "numbers", DataType::is_numeric),
         ] {
-            if !is_list_of(types[i], |t| item(t) || *t == DataType::Null) {
+            if !is_list_of(t, |t| item(t) || *t == DataType::Null) {
                 return plan_err!(
-                    "{LOOKUP}: argument '{argument}' must be a list of {}, got {}",
-                    if i == 1 { "integers" } else { "numbers" },
-                    types[i]
+                    "{LOOKUP}: argument '{argument}' must be a list of {items}, got {t}"
                 );
             }
         }
