@@ -268,3 +268,59 @@ mod properties {
         }
     }
 }
+
+/// Every signal and score of every shipped sample document, exactly as recorded in
+/// `tests/data/quality_signals_sample.csv`. That file was written by build 2567122, the build
+/// whose signals were checked against datatrove (benches/quality_agreement.py); later speed
+/// work must reproduce it to the last bit (floats print in shortest round-trip form). If a
+/// change of the rules is meant, regenerate the file with the command below and say so.
+#[test]
+fn sample_signals_match_the_recorded_ones_bit_for_bit() {
+    let query = "SELECT id, unnest(q), score FROM (SELECT id, quality_signals(text) AS q, \
+                 quality_score(text) AS score FROM 'data/sample.parquet') ORDER BY id";
+    let out = common::samplemix(&["-q", "--format", "csv", "-c", query], &[]);
+    assert!(out.status.success(), "{}", common::text(&out.stderr));
+    let got = common::text(&out.stdout);
+    let want = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/quality_signals_sample.csv"
+    ))
+    .expect("read the recorded signals");
+    let (got, want): (Vec<&str>, Vec<&str>) = (got.lines().collect(), want.lines().collect());
+    assert_eq!(got.len(), want.len(), "row count");
+    let header: Vec<&str> = want[0].split(',').collect();
+    assert!(header.len() > 40 && got[0] == want[0], "header: {}", got[0]);
+    let mut differences = Vec::new();
+    for (g, w) in got.iter().zip(&want).skip(1) {
+        if g == w {
+            continue;
+        }
+        let (gf, wf) = (csv_fields(g), csv_fields(w));
+        let columns: Vec<String> = header
+            .iter()
+            .zip(gf.iter().zip(&wf))
+            .filter(|(_, (a, b))| a != b)
+            .map(|(name, (a, b))| format!("{name}: {b} -> {a}"))
+            .collect();
+        differences.push(format!("{}: {}", wf[0], columns.join("; ")));
+    }
+    assert!(
+        differences.is_empty(),
+        "{} of {} documents differ:\n{}",
+        differences.len(),
+        want.len() - 1,
+        differences[..differences.len().min(10)].join("\n")
+    );
+}
+
+/// The fields of one CSV line of the recorded signals: only the id (first) may be quoted.
+fn csv_fields(line: &str) -> Vec<&str> {
+    let (id, rest) = match line.strip_prefix('"') {
+        Some(quoted) => {
+            let end = quoted.find("\",").expect("closing quote of the id");
+            (&quoted[..end], &quoted[end + 2..])
+        }
+        None => line.split_once(',').expect("an id and signals"),
+    };
+    std::iter::once(id).chain(rest.split(',')).collect()
+}
