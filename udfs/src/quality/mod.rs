@@ -2,6 +2,8 @@
 //! 0-10 score built from them, needing no model.
 
 mod charsets;
+mod lines;
+mod ngrams;
 pub mod score;
 pub mod signals;
 mod thresholds;
@@ -11,7 +13,8 @@ pub mod udf;
 pub use score::score;
 pub use signals::{compute as signals, Signals};
 
-/// Quality score in [0, 10] of a text (signals, then [`score::score`]).
+/// Quality score in [0, 10] of a text (signals, then [`score::score`]); the same number as
+/// `score(&signals(text))`, without detecting the language where it cannot change the score.
 pub fn quality_score(text: &str) -> f64 {
-    score(&signals(text))
+    score(&signals::compute_for_score(text))
 }

@@ -196,6 +196,24 @@ pub fn penalties(s: &Signals) -> Vec<(&'static str, f64)> {
     p
 }
 
+/// Whether the language of `s` can change its score: it scales the English-only penalties
+/// (stop words, C4 sentences) and drops the mean-word-length ones for scripts without spaces,
+/// so it cannot while those penalties are 0 (then every language gives the same sum, bit for
+/// bit: the terms it changes are 0 either way).
+pub(super) fn language_matters(s: &Signals) -> bool {
+    let undetected = Signals {
+        language: None,
+        language_confidence: 0.0,
+        ..s.clone()
+    };
+    penalties(&undetected).iter().any(|(name, p)| {
+        matches!(
+            *name,
+            "stop_words" | "c4_sentences" | "mean_word_length_max" | "mean_word_length_min"
+        ) && *p != 0.0
+    })
+}
+
 /// The 0-10 quality score of a document's signals.
 pub fn score(s: &Signals) -> f64 {
     let total: f64 = penalties(s).iter().map(|(_, p)| p).sum();
@@ -242,6 +260,29 @@ mod tests {
         let mut worse = base.clone();
         worse.nav_run_char_frac += 0.01;
         assert!(score(&worse) < s0);
+    }
+
+    #[test]
+    fn skipping_the_language_when_it_cannot_matter_gives_the_same_score() {
+        let german = "Der Ausschuss hat am Dienstag den Vorschlag geprüft und beschlossen, \
+            dass der Plan vor der Abstimmung sorgfältig überarbeitet werden muss.";
+        let texts = [
+            "The committee met on Tuesday to review the proposal and the plan. It was long.",
+            german,
+            "fn main() { let x = 1; }",
+            "日本語のテキストです。これは長い文章ではありません。",
+            "",
+        ];
+        for text in texts {
+            let full = compute(text);
+            let lazy = crate::quality::signals::compute_for_score(text);
+            assert_eq!(score(&full).to_bits(), score(&lazy).to_bits(), "{text:?}");
+            if language_matters(&lazy) {
+                assert_eq!(full, lazy, "{text:?}");
+            }
+        }
+        // Short non-English text: the language matters and is detected.
+        assert!(language_matters(&compute(german)));
     }
 
     #[test]

@@ -5,30 +5,50 @@
 //! All steps are linear in the text length: words and n-grams are hashed once, n-gram
 //! identity is a 61-bit polynomial hash of the word sequence.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::cell::RefCell;
 use std::sync::LazyLock;
 
-use super::charsets::{SYMBOL_CHARS, TERMINAL_PUNCTUATION};
+use super::charsets::{SENTENCE_END, SYMBOL_CHARS, TERMINAL_PUNCTUATION};
+use super::lines::{split_newline_runs, Pieces};
+use super::ngrams::{self, ngram_fracs, token_hash};
 use super::thresholds::*;
 use super::tokenize::{self, CharSet};
 
 static SYMBOLS: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(SYMBOL_CHARS));
-/// Per byte: [`BYTE_WORD`] for an ASCII char outside [`SYMBOLS`], [`BYTE_ALPHA`] for an ASCII
-/// letter, [`BYTE_OTHER`] for a byte of a non-ASCII char.
-static BYTE_CLASS: LazyLock<[u8; 256]> = LazyLock::new(|| {
+/// Per byte, what it says about the token it is in: [`BYTE_WORD`] for an ASCII char outside
+/// [`SYMBOL_CHARS`], [`BYTE_ALPHA`] for an ASCII letter, [`BYTE_PUNCT`] and [`BYTE_END`] for
+/// ASCII chars of spaCy's punctuation and sentence-final sets, [`BYTE_OTHER`] for a byte of a
+/// non-ASCII char. A constant: no lazy initialisation to check per token.
+const BYTE_CLASS: [u8; 256] = {
+    let symbols = tokenize::ascii_members(SYMBOL_CHARS);
+    let punct = tokenize::ascii_members(tokenize::PUNCT_CHARS);
+    let end = tokenize::ascii_members(SENTENCE_END);
     let mut table = [BYTE_OTHER; 256];
-    for (b, class) in table.iter_mut().enumerate().take(128) {
-        let c = char::from(b as u8);
-        let word = if SYMBOLS.contains(c) { 0 } else { BYTE_WORD };
-        let alpha = if c.is_alphabetic() { BYTE_ALPHA } else { 0 };
-        *class = word | alpha;
+    let mut b = 0;
+    while b < 128 {
+        let mut class = 0;
+        if !symbols[b] {
+            class |= BYTE_WORD;
+        }
+        if (b as u8).is_ascii_alphabetic() {
+            class |= BYTE_ALPHA;
+        }
+        if punct[b] {
+            class |= BYTE_PUNCT;
+        }
+        if end[b] {
+            class |= BYTE_END;
+        }
+        table[b] = class;
+        b += 1;
     }
     table
-});
+};
 const BYTE_WORD: u8 = 1;
 const BYTE_ALPHA: u8 = 2;
 const BYTE_OTHER: u8 = 4;
+const BYTE_PUNCT: u8 = 8;
+const BYTE_END: u8 = 16;
 static TERMINAL: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(TERMINAL_PUNCTUATION));
 
 /// Gopher's stop words (English).
@@ -170,129 +190,12 @@ impl Signals {
     }
 }
 
-/// Identity hasher for keys that already are hashes.
-#[derive(Default)]
-struct PreHashed(u64);
-
-impl Hasher for PreHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        // Spread the bits: hashbrown uses the top 7 bits as a tag.
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type HashBuild = BuildHasherDefault<PreHashed>;
-
-fn fnv1a(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
-const MOD: u64 = (1 << 61) - 1;
-const BASE: u64 = 0x1F3D_5B79_A3C1_E4F7 % MOD;
-
-/// x mod MOD for x < 2·MOD (one conditional subtraction, not a division).
-#[inline]
-fn sub_mod(x: u64) -> u64 {
-    if x >= MOD {
-        x - MOD
-    } else {
-        x
-    }
-}
-
-/// x mod MOD for any u64: x = hi·2^61 + lo ≡ hi + lo, which is below 2·MOD.
-#[inline]
-fn reduce(x: u64) -> u64 {
-    sub_mod((x >> 61) + (x & MOD))
-}
-
-#[inline]
-fn mulmod(a: u64, b: u64) -> u64 {
-    let p = u128::from(a) * u128::from(b);
-    // p = hi·2^61 + lo ≡ hi + lo, both parts below MOD for a, b < MOD.
-    sub_mod(((p >> 61) as u64) + ((p as u64) & MOD))
-}
-
-/// Python's `str.splitlines()` (no keepends), found on the bytes: every line break is ASCII
-/// (\n, \r, \x0b, \x0c, \x1c-\x1e) or U+0085 (0xC2 0x85), U+2028 / U+2029 (0xE2 0x80 0xA8/0xA9),
-/// so no char needs decoding.
-fn py_splitlines(text: &str) -> Vec<&str> {
-    let b = text.as_bytes();
-    let mut lines = Vec::new();
-    let (mut start, mut i) = (0, 0);
-    while i < b.len() {
-        let len = match b[i] {
-            b'\r' if b.get(i + 1) == Some(&b'\n') => 2,
-            b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1e => 1,
-            0xc2 if b.get(i + 1) == Some(&0x85) => 2,
-            0xe2 if b.get(i + 1) == Some(&0x80) && matches!(b.get(i + 2), Some(0xa8 | 0xa9)) => 3,
-            _ => 0,
-        };
-        if len == 0 {
-            i += 1;
-            continue;
-        }
-        lines.push(&text[start..i]);
-        i += len;
-        start = i;
-    }
-    if start < text.len() {
-        lines.push(&text[start..]);
-    }
-    lines
-}
-
-/// `str.splitlines()` char by char: the reference [`py_splitlines`] is tested against.
-#[cfg(test)]
-fn py_splitlines_chars(text: &str) -> Vec<&str> {
-    let mut lines = Vec::new();
-    let mut start = 0;
-    let mut iter = text.char_indices().peekable();
-    while let Some((i, c)) = iter.next() {
-        let is_break = matches!(
-            c,
-            '\n' | '\r'
-                | '\u{0b}'
-                | '\u{0c}'
-                | '\u{1c}'
-                | '\u{1d}'
-                | '\u{1e}'
-                | '\u{85}'
-                | '\u{2028}'
-                | '\u{2029}'
-        );
-        if is_break {
-            lines.push(&text[start..i]);
-            let mut end = i + c.len_utf8();
-            if c == '\r' {
-                if let Some(&(j, '\n')) = iter.peek() {
-                    iter.next();
-                    end = j + 1;
-                }
-            }
-            start = end;
-        }
-    }
-    if start < text.len() {
-        lines.push(&text[start..]);
-    }
-    lines
-}
-
 fn py_strip(s: &str) -> &str {
+    // Most lines start and end with a printable ASCII char: nothing to strip.
+    let printable = |b: Option<&u8>| b.is_some_and(|b| (0x21..0x7f).contains(b));
+    if printable(s.as_bytes().first()) && printable(s.as_bytes().last()) {
+        return s;
+    }
     s.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
 }
 
@@ -368,32 +271,112 @@ fn remove_citations(line: &str) -> std::borrow::Cow<'_, str> {
 /// Compute every signal of `text`: the four rule sets of datatrove (Gopher quality, Gopher
 /// repetition, C4, FineWeb) and the language.
 pub fn compute(text: &str) -> Signals {
-    let mut s = Signals {
-        chars: char_len(text) as u64,
-        ..Default::default()
-    };
-    let mut tokens: Vec<&str> = Vec::new();
-    tokenize::words(text, &mut tokens);
-    s.tokens = tokens.len() as u64;
-    let lines = py_splitlines(text);
-    let token_chars = gopher_quality(text, &tokens, &lines, &mut s);
-    gopher_repetition(text, &tokens, &token_chars, &mut s);
-    c4(text, &lines, &tokens, &mut s);
-    fineweb(text, &mut s);
+    let mut s = with_scratch(|scratch| compute_with(text, scratch));
     language(text, &mut s);
     s
 }
 
-/// A token's length in chars, whether it has a char outside [`SYMBOLS`] (a word) and whether
-/// it has an alphabetic char. One pass over the bytes; only a token with a non-ASCII char
-/// takes a second pass over its chars.
-#[inline]
-fn token_class(t: &str) -> (usize, bool, bool) {
-    let class = t.bytes().fold(0, |acc, b| acc | BYTE_CLASS[usize::from(b)]);
-    if class & BYTE_OTHER == 0 {
-        return (t.len(), class & BYTE_WORD != 0, class & BYTE_ALPHA != 0);
+/// The signals the score needs: [`compute`]'s, except that the language is left undetected
+/// when [`super::score::language_matters`] says it cannot change the score (it only scales
+/// English-only penalties and drops the mean-word-length ones, so when those are 0 it does not
+/// matter): the score is the same number, bit for bit, and language detection, most of the
+/// cost on some texts, is skipped.
+pub(super) fn compute_for_score(text: &str) -> Signals {
+    let mut s = with_scratch(|scratch| compute_with(text, scratch));
+    if super::score::language_matters(&s) {
+        language(text, &mut s);
     }
-    token_class_chars(t)
+    s
+}
+
+fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => f(&mut scratch),
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
+/// Buffers reused from one document to the next on a thread (no allocation per document
+/// once they have grown).
+#[derive(Default)]
+struct Scratch {
+    /// Per token: length in characters, hash.
+    token_chars: Vec<u32>,
+    token_hashes: Vec<u64>,
+    /// Per token: what the tokenizer knows of it.
+    token_kinds: Vec<tokenize::TokenKind>,
+    /// Byte offsets of the whitespace-separated chunks.
+    chunk_starts: Vec<usize>,
+    /// Per token: its [`tokenize::sentence_role`].
+    token_roles: Vec<u8>,
+    /// The text with ASCII letters lower-cased (C4's phrase search).
+    lower: Vec<u8>,
+    ngrams: ngrams::Scratch,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+}
+
+fn compute_with(text: &str, scratch: &mut Scratch) -> Signals {
+    let mut s = Signals {
+        chars: char_len(text) as u64,
+        ..Default::default()
+    };
+    let mut tokens: Vec<&str> = Vec::with_capacity(text.len() / 4 + 16);
+    scratch.token_kinds.clear();
+    scratch.chunk_starts.clear();
+    tokenize::words_marked(
+        text,
+        &mut tokens,
+        &mut scratch.token_kinds,
+        &mut scratch.chunk_starts,
+    );
+    s.tokens = tokens.len() as u64;
+    // \x1c-\x1f are not whitespace but splitlines breaks at \x1c-\x1e and py_strip strips
+    // all four: without them every line's words are the whole text's chunks inside it.
+    let b = text.as_bytes();
+    let chunks_are_line_words =
+        memchr::memchr3(0x1c, 0x1d, 0x1e, b).is_none() && memchr::memchr(0x1f, b).is_none();
+    let pieces = Pieces::new(text);
+    let lines = pieces.py_lines();
+    gopher_quality(text, &tokens, &lines, scratch, &mut s);
+    gopher_repetition(text, &pieces, scratch, &mut s);
+    let words = chunks_are_line_words.then(|| LineWords::new(text, &scratch.chunk_starts));
+    c4(
+        text,
+        &lines,
+        &tokens,
+        &scratch.token_roles,
+        words.clone(),
+        &mut scratch.lower,
+        &mut s,
+    );
+    fineweb(&pieces, words, &mut s);
+    s
+}
+
+/// A token's length in chars, whether it has a char outside [`SYMBOLS`] (a word), whether it
+/// has an alphabetic char, and its [`tokenize::sentence_role`]. One pass over the bytes; only
+/// a token with a non-ASCII char takes a second pass over its chars.
+#[inline]
+fn token_class(t: &str) -> (usize, bool, bool, u8) {
+    let (any, all) = t.bytes().fold((0, u8::MAX), |(any, all), b| {
+        let class = BYTE_CLASS[usize::from(b)];
+        (any | class, all & class)
+    });
+    if any & BYTE_OTHER != 0 {
+        let (n, word, alpha) = token_class_chars(t);
+        return (n, word, alpha, tokenize::sentence_role(t));
+    }
+    let mut role = 0;
+    if t.len() == 1 && any & BYTE_END != 0 {
+        role |= tokenize::SENTENCE_END_ROLE;
+    }
+    if !t.is_empty() && all & BYTE_PUNCT != 0 {
+        role |= tokenize::PUNCT_ROLE;
+    }
+    (t.len(), any & BYTE_WORD != 0, any & BYTE_ALPHA != 0, role)
 }
 
 /// [`token_class`] char by char.
@@ -408,48 +391,96 @@ fn token_class_chars(t: &str) -> (usize, bool, bool) {
 }
 
 /// Gopher quality over word tokens and Python `splitlines` lines: words, mean word length,
-/// stop words, alphabetic words, `#` and ellipsis ratios, bullet and ellipsis lines. Returns
-/// each token's length in characters (the repetition rules reuse it).
-fn gopher_quality(text: &str, tokens: &[&str], lines: &[&str], s: &mut Signals) -> Vec<u32> {
+/// stop words, alphabetic words, `#` and ellipsis ratios, bullet and ellipsis lines. Leaves
+/// each token's length in characters and hash in `scratch` (the repetition rules use them).
+fn gopher_quality(
+    text: &str,
+    tokens: &[&str],
+    lines: &[&str],
+    scratch: &mut Scratch,
+    s: &mut Signals,
+) {
     let n_tokens = tokens.len() as f64;
-    let mut word_chars = 0usize;
-    let mut alpha_tokens = 0usize;
+    let (mut words, mut word_chars, mut alpha_tokens) = (0usize, 0usize, 0usize);
     let mut stop = [false; 8];
-    let mut token_chars: Vec<u32> = Vec::with_capacity(tokens.len());
-    for t in tokens {
-        let (n, word, alpha) = token_class(t);
-        token_chars.push(n as u32);
+    let n = tokens.len();
+    let (token_chars, token_hashes, token_roles) = (
+        &mut scratch.token_chars,
+        &mut scratch.token_hashes,
+        &mut scratch.token_roles,
+    );
+    // Sized once, then written by index: no capacity check per token.
+    token_chars.clear();
+    token_chars.resize(n, 0);
+    token_hashes.clear();
+    token_hashes.resize(n, 0);
+    token_roles.clear();
+    token_roles.resize(n, 0);
+    let bytes = text.as_bytes();
+    let base = text.as_ptr() as usize;
+    for (i, (t, kind)) in tokens.iter().zip(&scratch.token_kinds).enumerate() {
+        let (chars, word, alpha, role) = match kind {
+            // Letters and digits only: a word of one char per byte, no punctuation.
+            tokenize::TokenKind::Alphanumeric => (t.len(), true, true, 0),
+            tokenize::TokenKind::Digits => (t.len(), true, false, 0),
+            tokenize::TokenKind::Other => token_class(t),
+        };
+        token_chars[i] = chars as u32;
+        token_hashes[i] = token_hash(bytes, t.as_ptr() as usize - base, t.len());
+        token_roles[i] = role;
         if word {
-            s.words += 1;
-            word_chars += n;
+            words += 1;
+            word_chars += chars;
         }
         if alpha {
             alpha_tokens += 1;
-        }
-        // A match on the bytes compiles to length + byte compares (no memcmp calls).
-        let slot = match t.as_bytes() {
-            b"the" => Some(0),
-            b"be" => Some(1),
-            b"to" => Some(2),
-            b"of" => Some(3),
-            b"and" => Some(4),
-            b"that" => Some(5),
-            b"have" => Some(6),
-            b"with" => Some(7),
-            _ => None,
-        };
-        if let Some(i) = slot {
-            stop[i] = true;
+            // A match on the bytes compiles to length + byte compares (no memcmp calls).
+            let slot = match t.as_bytes() {
+                b"the" => Some(0),
+                b"be" => Some(1),
+                b"to" => Some(2),
+                b"of" => Some(3),
+                b"and" => Some(4),
+                b"that" => Some(5),
+                b"have" => Some(6),
+                b"with" => Some(7),
+                _ => None,
+            };
+            if let Some(i) = slot {
+                stop[i] = true;
+            }
         }
     }
+    s.words = words as u64;
     s.mean_word_length = ratio(word_chars as f64, s.words as f64);
     s.stop_words = stop.iter().filter(|x| **x).count() as u64;
     s.alpha_words_ratio = ratio(alpha_tokens as f64, n_tokens);
-    let hashes = text.bytes().filter(|b| *b == b'#').count();
+    let hashes = memchr::memchr_iter(b'#', bytes).count();
     s.hash_ratio = ratio(hashes as f64, n_tokens);
-    let ellipses = text.matches("...").count() + text.matches('…').count();
+    let ellipses = count_dot_runs(bytes) + memchr::memmem::find_iter(bytes, "…").count();
     s.ellipsis_ratio = ratio(ellipses as f64, n_tokens);
 
+    line_starts_and_ends(lines, s);
+}
+
+/// Non-overlapping occurrences of "..." (as `str::matches` counts them): from each '.', found
+/// by memchr. A substring searcher would stop at every '.' of code or numbers anyway.
+fn count_dot_runs(bytes: &[u8]) -> usize {
+    let (mut n, mut i) = (0, 0);
+    while let Some(at) = memchr::memchr(b'.', &bytes[i..]) {
+        let at = i + at;
+        if bytes.get(at + 1) == Some(&b'.') && bytes.get(at + 2) == Some(&b'.') {
+            n += 1;
+            i = at + 3;
+        } else {
+            i = at + 1;
+        }
+    }
+    n
+}
+
+/// Gopher quality's bullet and ellipsis lines.
+fn line_starts_and_ends(lines: &[&str], s: &mut Signals) {
     let n_lines = lines.len() as f64;
     let bullets = lines
         .iter()
@@ -464,48 +495,126 @@ fn gopher_quality(text: &str, tokens: &[&str], lines: &[&str], s: &mut Signals) 
         })
         .count();
     s.ellipsis_lines_ratio = ratio(ellipsis_lines as f64, n_lines);
-
-    token_chars
 }
 
 /// Gopher repetition: duplicated paragraphs (split on 2+ newlines of the stripped text) and
 /// lines (1+ newlines), top and duplicated n-grams.
-fn gopher_repetition(text: &str, tokens: &[&str], token_chars: &[u32], s: &mut Signals) {
+fn gopher_repetition(text: &str, pieces: &Pieces, scratch: &mut Scratch, s: &mut Signals) {
     let chars = s.chars as f64;
     let stripped = py_strip(text);
     let paragraphs = split_newline_runs(stripped, 2);
     let (n_para, para_dups, para_dup_chars) = find_duplicates(paragraphs.iter().copied());
     s.dup_para_frac = ratio(para_dups as f64, n_para as f64);
     s.dup_para_char_frac = ratio(para_dup_chars as f64, chars);
-    let (n_rep_lines, line_dups, line_dup_chars) =
-        find_duplicates(split_newline_runs(text, 1).into_iter());
+    let (n_rep_lines, line_dups, line_dup_chars) = find_duplicates(pieces.newline_run_lines());
     s.dup_line_frac = ratio(line_dups as f64, n_rep_lines as f64);
     s.dup_line_char_frac = ratio(line_dup_chars as f64, chars);
-    ngram_signals(tokens, token_chars, chars, s);
+    let fracs = ngram_fracs(
+        &scratch.token_hashes,
+        &scratch.token_chars,
+        chars,
+        &mut scratch.ngrams,
+    );
+    s.top_ngram_char_frac = fracs.top;
+    s.dup_ngram_char_frac = fracs.dup;
+}
+
+/// Word counts of lines in text order from the whole text's chunk offsets: a line's words
+/// (`split_whitespace`) are the text's chunks that start inside it, when every line break and
+/// stripped char is whitespace (no \x1c-\x1f in the text).
+#[derive(Clone)]
+struct LineWords<'a> {
+    base: usize,
+    starts: &'a [usize],
+    /// The first chunk not before the last line asked about.
+    next: usize,
+}
+
+impl<'a> LineWords<'a> {
+    fn new(text: &str, starts: &'a [usize]) -> Self {
+        Self {
+            base: text.as_ptr() as usize,
+            starts,
+            next: 0,
+        }
+    }
+
+    /// `line.split_whitespace().take(limit).count()` for `line`, a slice of the text after
+    /// (or at) the lines asked about before.
+    fn count_upto(&mut self, line: &str, limit: usize) -> usize {
+        let start = line.as_ptr() as usize - self.base;
+        let end = start + line.len();
+        while self.next < self.starts.len() && self.starts[self.next] < start {
+            self.next += 1;
+        }
+        self.starts[self.next..]
+            .iter()
+            .take(limit)
+            .take_while(|at| **at < end)
+            .count()
+    }
 }
 
 /// C4 over Python `splitlines` lines: sentences in kept lines, "lorem ipsum", `{`, javascript
-/// and policy lines, lines ending in terminal punctuation. `tokens` are the whole text's.
-fn c4(text: &str, lines: &[&str], tokens: &[&str], s: &mut Signals) {
+/// and policy lines, lines ending in terminal punctuation. `tokens` are the whole text's and
+/// `roles` their [`tokenize::sentence_role`]s.
+fn c4(
+    text: &str,
+    lines: &[&str],
+    tokens: &[&str],
+    roles: &[u8],
+    mut words: Option<LineWords>,
+    lower: &mut Vec<u8>,
+    s: &mut Signals,
+) {
     let mut nonempty = 0usize;
     let mut terminal = 0usize;
-    let mut lower = String::new();
+    let mut line_lower = String::new();
     // A line's tokens are the whole text's tokens inside it when every line break is also a
     // word break: splitlines also breaks at \x1c-\x1e, which are not whitespace, and strips
     // \x1f. Without those bytes the whole text's tokens are reused (no second tokenizer pass
     // over the kept lines); with them each kept line is tokenized on its own.
-    let reuse = !text.bytes().any(|b| (0x1c..=0x1f).contains(&b));
+    let reuse = words.is_some();
     let offset = |t: &str| t.as_ptr() as usize - text.as_ptr() as usize;
+    // Where C4's phrases can be: a line holds one only if it holds one of their anchors,
+    // found once in the whole lower-cased text (no phrase spans a line break).
+    let anchors = phrase_anchors(text, lower);
+    let mut next_anchor = 0usize;
+    // Only a line with a '[' can hold a citation.
+    let brackets: Vec<usize> = memchr::memchr_iter(b'[', text.as_bytes()).collect();
+    let mut next_bracket = 0usize;
     // The first token not before the current line.
     let mut next_token = 0usize;
     for raw in lines {
+        let (raw_start, raw_end) = (offset(raw), offset(raw) + raw.len());
+        while next_anchor < anchors.len() && anchors[next_anchor].0 < raw_start {
+            next_anchor += 1;
+        }
+        let has_anchor = anchors[next_anchor..]
+            .iter()
+            .take_while(|(at, _)| *at < raw_end)
+            .any(|(at, len)| at + len <= raw_end);
+        while next_bracket < brackets.len() && brackets[next_bracket] < raw_start {
+            next_bracket += 1;
+        }
+        let has_bracket = brackets.get(next_bracket).is_some_and(|at| *at < raw_end);
         let stripped = py_strip(raw);
         // Only a line of over 1000 bytes can hold a word of over 1000 characters.
         if stripped.len() > 1000 && stripped.split_whitespace().any(|w| char_len(w) > 1000) {
             continue;
         }
-        let line = remove_citations(stripped);
-        let found = c4_phrases(&line, &mut lower);
+        let line = if has_bracket {
+            remove_citations(stripped)
+        } else {
+            std::borrow::Cow::Borrowed(stripped)
+        };
+        // Removing a citation can join a phrase ("java[1]script"): such lines are searched
+        // on their own.
+        let found = if has_anchor || matches!(line, std::borrow::Cow::Owned(_)) {
+            c4_phrases(&line, &mut line_lower)
+        } else {
+            0
+        };
         let (javascript, policy) = (found & JAVASCRIPT != 0, found & POLICY_PHRASE != 0);
         if javascript {
             s.javascript_lines += 1;
@@ -524,7 +633,11 @@ fn c4(text: &str, lines: &[&str], tokens: &[&str], s: &mut Signals) {
         terminal += 1;
         // Fewer than 3 words (of the line before citations are removed): only the first three
         // need finding.
-        if tokenize::count_words_upto(stripped, 3) < 3 {
+        let line_words = match &mut words {
+            Some(words) => words.count_upto(stripped, 3),
+            None => tokenize::count_words_upto(stripped, 3),
+        };
+        if line_words < 3 {
             continue;
         }
         if found & LOREM_IPSUM != 0 {
@@ -548,7 +661,7 @@ fn c4(text: &str, lines: &[&str], tokens: &[&str], s: &mut Signals) {
             while next_token < tokens.len() && offset(tokens[next_token]) < end {
                 next_token += 1;
             }
-            s.sentences += tokenize::sentence_count(&tokens[first..next_token]) as u64;
+            s.sentences += tokenize::sentence_count_of_roles(&roles[first..next_token]) as u64;
             continue;
         }
         // Tokens borrow `line`, which may be an owned copy: count inside this scope.
@@ -557,6 +670,30 @@ fn c4(text: &str, lines: &[&str], tokens: &[&str], s: &mut Signals) {
         s.sentences += tokenize::sentence_count(&line_tokens) as u64;
     }
     s.terminal_punct_lines_ratio = ratio(terminal as f64, nonempty as f64);
+}
+
+/// Substrings every C4 phrase contains: "javascript", "lorem ipsum", and the policy phrases'
+/// "terms of use", "privacy policy", "cookie" (the other four all contain "cookie").
+const PHRASE_ANCHORS: [&str; 5] = [
+    "javascript",
+    "lorem ipsum",
+    "terms of use",
+    "privacy policy",
+    "cookie",
+];
+
+/// Every occurrence (byte offset, length) of a [`PHRASE_ANCHORS`] entry in `text` with ASCII
+/// letters lower-cased (as [`c4_phrases`] compares), sorted by offset. `lower` is a buffer.
+fn phrase_anchors(text: &str, lower: &mut Vec<u8>) -> Vec<(usize, usize)> {
+    lower.clear();
+    lower.extend_from_slice(text.as_bytes());
+    lower.make_ascii_lowercase();
+    let mut found = Vec::new();
+    for anchor in PHRASE_ANCHORS {
+        found.extend(memchr::memmem::find_iter(lower, anchor).map(|at| (at, anchor.len())));
+    }
+    found.sort_unstable();
+    found
 }
 
 /// Bits of [`c4_phrases`].
@@ -589,11 +726,13 @@ fn c4_phrases(line: &str, lower: &mut String) -> u8 {
 
 /// FineWeb over lines split on '\n', blank ones dropped: punctuated and short lines,
 /// duplicated-line characters, newlines per token.
-fn fineweb(text: &str, s: &mut Signals) {
+fn fineweb(pieces: &Pieces, words: Option<LineWords>, s: &mut Signals) {
     let chars = s.chars as f64;
     let n_tokens = s.tokens as f64;
-    let fw_lines: Vec<&str> = text
-        .split('\n')
+    let fw_lines: Vec<&str> = pieces
+        .pieces
+        .iter()
+        .copied()
         .filter(|l| !py_strip(l).is_empty())
         .collect();
     s.lines = fw_lines.len() as u64;
@@ -610,10 +749,10 @@ fn fineweb(text: &str, s: &mut Signals) {
         .count();
     s.short_line_ratio = ratio(short as f64, n_fw);
     let (_, _, fw_dup_chars) = find_duplicates(fw_lines.iter().copied());
-    let newlines = text.bytes().filter(|b| *b == b'\n').count();
+    let newlines = pieces.newlines();
     s.dup_line_char_ratio = ratio(fw_dup_chars as f64, chars - newlines as f64);
     s.newline_ratio = ratio(newlines as f64, n_tokens);
-    boilerplate(&fw_lines, s);
+    boilerplate(&fw_lines, words, s);
 }
 
 /// Characters a sentence may end with before closing quotes or brackets.
@@ -641,7 +780,7 @@ fn navigation_line(line: &str, words: usize) -> bool {
 const MIN_NAV_RUN: usize = 3;
 
 /// Prose-line and navigation-run shares over the stripped non-blank lines.
-fn boilerplate(lines: &[&str], s: &mut Signals) {
+fn boilerplate(lines: &[&str], mut words: Option<LineWords>, s: &mut Signals) {
     let (mut total, mut prose) = (0usize, 0usize);
     let (mut run_lines, mut run_chars) = (0usize, 0usize);
     // The current run of navigation lines: (lines, chars).
@@ -658,7 +797,10 @@ fn boilerplate(lines: &[&str], s: &mut Signals) {
         let chars = char_len(line);
         // Both tests only need to know up to 8 words (prose has at least 8, a navigation
         // line at most 4): the count stops there instead of walking the whole line.
-        let words = tokenize::count_words_upto(line, 8);
+        let words = match &mut words {
+            Some(words) => words.count_upto(line, 8),
+            None => tokenize::count_words_upto(line, 8),
+        };
         total += chars;
         if words >= 8 && ends_sentence(line) {
             prose += chars;
@@ -727,140 +869,6 @@ fn language(text: &str, s: &mut Signals) {
     }
 }
 
-/// Split on runs of at least `min_run` newlines: `re.split(r"\n{min_run,}", text)`.
-fn split_newline_runs(text: &str, min_run: usize) -> Vec<&str> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let (mut start, mut i) = (0, 0);
-    while i < bytes.len() {
-        // The next newline by memchr (`str::find` of an ASCII char), not byte by byte.
-        let Some(at) = text[i..].find('\n') else {
-            break;
-        };
-        i += at;
-        let mut j = i;
-        while j < bytes.len() && bytes[j] == b'\n' {
-            j += 1;
-        }
-        if j - i >= min_run {
-            out.push(&text[start..i]);
-            start = j;
-        }
-        i = j;
-    }
-    out.push(&text[start..]);
-    out
-}
-
-/// Top 2/3/4-gram and duplicated 5..10-gram character fractions.
-fn ngram_signals(tokens: &[&str], token_chars: &[u32], chars: f64, s: &mut Signals) {
-    let n = tokens.len();
-    // prefix[i] = polynomial hash of tokens[..i]; pow[k] = BASE^k.
-    let mut prefix = Vec::with_capacity(n + 1);
-    let mut pow = Vec::with_capacity(11);
-    prefix.push(0u64);
-    for t in tokens {
-        let h = reduce(fnv1a(t));
-        let last = *prefix.last().unwrap();
-        // Both terms are below MOD: the sum + 1 is below 2·MOD.
-        prefix.push(sub_mod(mulmod(last, BASE) + h + 1));
-    }
-    pow.push(1u64);
-    for k in 1..=10 {
-        pow.push(mulmod(pow[k - 1], BASE));
-    }
-    let range = |i: usize, len: usize| -> u64 {
-        let sub = mulmod(prefix[i], pow[len]);
-        sub_mod(prefix[i + len] + MOD - sub)
-    };
-    let mut char_prefix = Vec::with_capacity(n + 1);
-    char_prefix.push(0u64);
-    for c in token_chars {
-        char_prefix.push(char_prefix.last().unwrap() + u64::from(*c));
-    }
-    let span_chars = |i: usize, len: usize| char_prefix[i + len] - char_prefix[i];
-
-    // An n-gram that occurs twice starts with an (n-1)-gram that occurs twice, so each length
-    // only counts the positions whose shorter n-gram repeated: most positions of real text
-    // drop out after the 2-grams. Counts of repeated n-grams stay exact.
-    let mut counts: HashMap<u64, (u32, u32), HashBuild> =
-        HashMap::with_capacity_and_hasher(n, HashBuild::default());
-    let mut candidates: Vec<u32> = (0..n as u32).collect();
-    // Positions whose n-gram occurs more than once (reset to false as `retain` reads them).
-    let mut repeats = vec![false; n];
-    for len in 2..=5 {
-        if n < len {
-            return;
-        }
-        candidates.retain(|&i| i as usize + len <= n);
-        counts.clear();
-        // The most frequent repeated n-gram, earliest on ties (Python's Counter.most_common(1)),
-        // tracked while counting: counts only grow, so the best of all updates is the best of
-        // the final counts, without a pass over the whole table.
-        let mut top = (1u32, 0u32);
-        for &i in &candidates {
-            let h = range(i as usize, len);
-            let c = counts.entry(h).or_insert((0, i));
-            c.0 += 1;
-            if c.0 > 1 {
-                // Both the first occurrence and this one repeat: flagged now, so keeping the
-                // repeated positions needs no second lookup per candidate.
-                repeats[c.1 as usize] = true;
-                repeats[i as usize] = true;
-                if c.0 > top.0 || (c.0 == top.0 && c.1 < top.1) {
-                    top = *c;
-                }
-            }
-        }
-        if len <= 4 {
-            // With no repeat, the text's first n-gram.
-            let (count, first) = top;
-            // " ".join: word characters plus one space between words.
-            let top_chars = span_chars(first as usize, len) + (len as u64 - 1);
-            s.top_ngram_char_frac[len - 2] = ratio((top_chars * u64::from(count)) as f64, chars);
-        }
-        candidates.retain(|&i| std::mem::take(&mut repeats[i as usize]));
-        if candidates.is_empty() {
-            // No repeated n-gram of this length: none longer either (top fractions of the
-            // remaining lengths are their first n-gram's, duplicated fractions stay 0).
-            for later in len + 1..=4 {
-                if n >= later {
-                    let top_chars = span_chars(0, later) + (later as u64 - 1);
-                    s.top_ngram_char_frac[later - 2] = ratio(top_chars as f64, chars);
-                }
-            }
-            return;
-        }
-    }
-    // `candidates` now holds the positions whose 5-gram occurs more than once: only there can a
-    // duplicated n-gram (n >= 5) start.
-    let mut repeated = vec![false; n - 4];
-    for &i in &candidates {
-        repeated[i as usize] = true;
-    }
-    let mut seen: HashSet<u64, HashBuild> = HashSet::with_hasher(HashBuild::default());
-    for (slot, len) in (5..=10).enumerate() {
-        if n < len {
-            break;
-        }
-        seen.clear();
-        let mut dup_chars = 0u64;
-        let mut i = 0;
-        while i + len <= n {
-            if repeated[i] {
-                let h = range(i, len);
-                if !seen.insert(h) {
-                    dup_chars += span_chars(i, len);
-                    i += len;
-                    continue;
-                }
-            }
-            i += 1;
-        }
-        s.dup_ngram_char_frac[slot] = ratio(dup_chars as f64, chars);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -884,48 +892,15 @@ mod tests {
         assert_eq!(s.stop_words, 8);
     }
 
-    #[test]
-    fn modular_reductions_agree_with_the_remainder() {
-        for x in [
-            0,
-            1,
-            MOD - 1,
-            MOD,
-            MOD + 1,
-            2 * MOD - 1,
-            u64::MAX,
-            u64::MAX - 7,
-            1 << 61,
-            0x9e37_79b9_7f4a_7c15,
-        ] {
-            assert_eq!(reduce(x), x % MOD, "{x}");
-            if x < 2 * MOD {
-                assert_eq!(sub_mod(x), x % MOD, "{x}");
-            }
-        }
-    }
-
-    #[test]
-    fn line_breaks_on_bytes_are_splitlines_breaks() {
-        for c in (0..=0x10ffffu32).filter_map(char::from_u32) {
-            let text = format!("a{c}b");
-            assert_eq!(py_splitlines(&text), py_splitlines_chars(&text), "{c:?}");
-        }
-    }
-
     proptest::proptest! {
         /// Tokens classified on their bytes as char by char (ASCII symbols, letters, digits
         /// and non-ASCII letters and symbols mixed).
         #[test]
         fn token_classes_on_bytes_are_the_chars(t in "[a-zA-Z09#.,!\\-_()\u{1c}\u{7f}é日€…·]{0,8}") {
-            proptest::prop_assert_eq!(token_class(&t), token_class_chars(&t));
+            let (n, word, alpha) = token_class_chars(&t);
+            proptest::prop_assert_eq!(token_class(&t), (n, word, alpha, tokenize::sentence_role(&t)));
         }
 
-        /// Lines found on bytes are the char-by-char splitlines' lines.
-        #[test]
-        fn lines_are_splitlines(text in "[a \r\n\x0b\x0c\x1c-\x1f\u{85}\u{a0}\u{2027}-\u{202a}é]{0,24}") {
-            proptest::prop_assert_eq!(py_splitlines(&text), py_splitlines_chars(&text));
-        }
     }
 
     #[test]
@@ -949,11 +924,23 @@ mod tests {
     }
 
     #[test]
-    fn python_line_splitting() {
-        assert_eq!(py_splitlines("a\r\nb\rc\n"), vec!["a", "b", "c"]);
-        assert_eq!(py_splitlines(""), Vec::<&str>::new());
-        assert_eq!(split_newline_runs("\na\n\nb\n", 1), vec!["", "a", "b", ""]);
-        assert_eq!(split_newline_runs("a\n\n\nb\nc", 2), vec!["a", "b\nc"]);
+    fn dot_runs_count_like_str_matches() {
+        for text in [
+            "",
+            ".",
+            "..",
+            "...",
+            "....",
+            "......",
+            "a...b.c..d....",
+            ". .. ... ....",
+        ] {
+            assert_eq!(
+                count_dot_runs(text.as_bytes()),
+                text.matches("...").count(),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

@@ -52,7 +52,7 @@ const AFFIX_CHARS: &str =
 const CURRENCY_CHARS: &str = "$£€¥฿₽﷼₴₠₡₢₣₤₥₦₧₨₩₪₫₭₮₯₰₱₲₳₵₶₷₸₹₺₻₼₾₿";
 const PREFIX_ONLY: &str = "§%=—–+";
 const SUFFIX_ONLY: &str = "—–%";
-const PUNCT_CHARS: &str = "!\"#%&'()*,-./:;?@[\\]_{}¡§«·»¿‐‑‒–—―‖‘’‚‛“”„‟†‡•…‰′″‹›※‼‽⁇⁈⁉、。〈〉《》「」『』【】〔〕〜・！＂＃％＆＇（）＊，－．／：；？＠［＼］＿｛｝｡､";
+pub(crate) const PUNCT_CHARS: &str = "!\"#%&'()*,-./:;?@[\\]_{}¡§«·»¿‐‑‒–—―‖‘’‚‛“”„‟†‡•…‰′″‹›※‼‽⁇⁈⁉、。〈〉《》「」『』【】〔〕〜・！＂＃％＆＇（）＊，－．／：；？＠［＼］＿｛｝｡､";
 
 static AFFIX: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(AFFIX_CHARS));
 static PREFIX: LazyLock<CharSet> =
@@ -62,13 +62,30 @@ static SUFFIX: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(SUFFIX_ONLY));
 static PUNCT: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(PUNCT_CHARS));
 static SENT_END: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(SENTENCE_END));
 
+/// Which ASCII chars `chars` holds (its other chars are ignored), at compile time.
+pub(crate) const fn ascii_members(chars: &str) -> [bool; 128] {
+    let bytes = chars.as_bytes();
+    let mut out = [false; 128];
+    let mut i = 0;
+    while i < bytes.len() {
+        // A byte below 128 in UTF-8 is an ASCII char, never part of another char.
+        if bytes[i] < 128 {
+            out[bytes[i] as usize] = true;
+        }
+        i += 1;
+    }
+    out
+}
+
 /// True when every char of `token` is punctuation (spaCy's `is_punct`).
 pub(crate) fn is_punct(token: &str) -> bool {
     !token.is_empty() && token.chars().all(|c| PUNCT.contains(c))
 }
 
 fn is_url(s: &str) -> bool {
-    s.contains("://") || s.starts_with("www.")
+    // A byte loop: `str::contains` builds a substring searcher per call, which costs more than
+    // the search on a chunk of a few bytes.
+    s.starts_with("www.") || s.as_bytes().windows(3).any(|w| w == b"://")
 }
 
 fn is_hyphen(c: char) -> bool {
@@ -77,49 +94,157 @@ fn is_hyphen(c: char) -> bool {
 
 /// Append the spaCy-like tokens of `text` to `out`.
 pub(crate) fn words<'a>(text: &'a str, out: &mut Vec<&'a str>) {
-    for_each_chunk(text, |chunk| split_chunk(chunk, out));
+    chunks_while(text, |chunk, classes| {
+        if classes & NOT_ALPHANUMERIC == 0 {
+            // Nothing to peel or split: the chunk is one token.
+            out.push(chunk);
+        } else {
+            split_chunk(chunk, out);
+        }
+        true
+    });
 }
 
-/// Calls `f` with each chunk `text.split_whitespace()` yields, in order, found on the bytes:
-/// the UTF-8 encoding of every Unicode whitespace char starts with an ASCII byte or with one of
-/// 0xC2, 0xE1, 0xE2, 0xE3, so other bytes need no decoding.
+/// [`words`], with what the scan learnt on the way: for each token its [`TokenKind`] in
+/// `kinds`, and the byte offset of each whitespace-separated chunk in `chunk_starts` (the
+/// chunks of `text.split_whitespace()`).
+pub(crate) fn words_marked<'a>(
+    text: &'a str,
+    out: &mut Vec<&'a str>,
+    kinds: &mut Vec<TokenKind>,
+    chunk_starts: &mut Vec<usize>,
+) {
+    let base = text.as_ptr() as usize;
+    chunks_while(text, |chunk, classes| {
+        chunk_starts.push(chunk.as_ptr() as usize - base);
+        if classes & NOT_ALPHANUMERIC == 0 {
+            out.push(chunk);
+            kinds.push(if classes & LETTER != 0 {
+                TokenKind::Alphanumeric
+            } else {
+                TokenKind::Digits
+            });
+        } else {
+            let before = out.len();
+            split_chunk(chunk, out);
+            kinds.resize(out.len().max(before), TokenKind::Other);
+        }
+        true
+    });
+}
+
+/// What [`words_marked`] knows of a token without looking at it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenKind {
+    /// ASCII letters and digits, at least one letter.
+    Alphanumeric,
+    /// ASCII digits only.
+    Digits,
+    /// Anything else (not looked at).
+    Other,
+}
+
+/// [`chunks_while`] for every chunk.
+#[cfg(test)]
 fn for_each_chunk<'a>(text: &'a str, mut f: impl FnMut(&'a str)) {
-    chunks_while(text, |chunk| {
+    chunks_while(text, |chunk, _| {
         f(chunk);
         true
     });
 }
 
-/// [`for_each_chunk`] until `f` returns false.
-#[inline(always)]
-fn chunks_while<'a>(text: &'a str, mut f: impl FnMut(&'a str) -> bool) {
-    let b = text.as_bytes();
-    let (mut i, mut start) = (0usize, None);
-    while i < b.len() {
-        let space = space_at(b, i);
-        if space == 0 {
-            start.get_or_insert(i);
-            i += 1;
-            continue;
-        }
-        if let Some(s) = start.take() {
-            if !f(&text[s..i]) {
-                return;
-            }
-        }
-        i += space;
+/// Per byte: 0 for a byte that cannot start a whitespace char (most), 1 for ASCII
+/// whitespace, 2 for a lead byte some non-ASCII whitespace chars start with.
+const SPACE_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let ascii = [b' ', b'\t', b'\n', 0x0b, 0x0c, b'\r'];
+    let mut i = 0;
+    while i < ascii.len() {
+        table[ascii[i] as usize] = 1;
+        i += 1;
     }
-    if let Some(s) = start {
-        f(&text[s..]);
+    table[0xc2] = 2;
+    table[0xe1] = 2;
+    table[0xe2] = 2;
+    table[0xe3] = 2;
+    table
+};
+
+/// Per byte: [`MAY_BE_SPACE`] where [`SPACE_CLASS`] is not 0, [`NOT_ALPHANUMERIC`] for a byte
+/// that is not an ASCII letter or digit, [`LETTER`] for an ASCII letter.
+const CHUNK_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        if SPACE_CLASS[b] != 0 {
+            table[b] |= MAY_BE_SPACE;
+        }
+        if !(b as u8).is_ascii_alphanumeric() {
+            table[b] |= NOT_ALPHANUMERIC;
+        }
+        if (b as u8).is_ascii_alphabetic() {
+            table[b] |= LETTER;
+        }
+        b += 1;
+    }
+    table
+};
+const MAY_BE_SPACE: u8 = 1;
+const NOT_ALPHANUMERIC: u8 = 2;
+const LETTER: u8 = 4;
+
+/// Calls `f` with each chunk `text.split_whitespace()` yields, in order, and the union of its
+/// bytes' [`CHUNK_CLASS`]es, until `f` returns false. Found on the bytes: the
+/// UTF-8 encoding of every Unicode whitespace char starts with an ASCII byte or with one of
+/// 0xC2, 0xE1, 0xE2, 0xE3, so other bytes need no decoding.
+#[inline(always)]
+fn chunks_while<'a>(text: &'a str, mut f: impl FnMut(&'a str, u8) -> bool) {
+    let b = text.as_bytes();
+    let mut i = 0usize;
+    loop {
+        // Whitespace before the chunk.
+        while i < b.len() {
+            let space = space_at(b, i);
+            if space == 0 {
+                break;
+            }
+            i += space;
+        }
+        if i >= b.len() {
+            return;
+        }
+        let start = i;
+        // The chunk: bytes that start no whitespace char, by one table lookup each.
+        let mut classes = 0u8;
+        loop {
+            while i < b.len() {
+                let class = CHUNK_CLASS[usize::from(b[i])];
+                if class & MAY_BE_SPACE != 0 {
+                    break;
+                }
+                classes |= class;
+                i += 1;
+            }
+            if i >= b.len() || space_at(b, i) != 0 {
+                break;
+            }
+            // A lead byte of a non-ASCII char that is not whitespace.
+            classes |= NOT_ALPHANUMERIC;
+            i += 1;
+        }
+        // Both ends are char boundaries: whitespace chars start and end on one.
+        if !f(&text[start..i], classes) {
+            return;
+        }
     }
 }
 
 /// Byte length of the whitespace char at `b[i]` (0 when it starts no whitespace char).
 #[inline(always)]
 fn space_at(b: &[u8], i: usize) -> usize {
-    match b[i] {
-        b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' => 1,
-        0x00..=0x7f => 0,
+    match SPACE_CLASS[usize::from(b[i])] {
+        0 => 0,
+        1 => 1,
         _ => whitespace_len(&b[i..]),
     }
 }
@@ -129,7 +254,7 @@ fn space_at(b: &[u8], i: usize) -> usize {
 pub(crate) fn count_words_upto(text: &str, limit: usize) -> usize {
     let mut n = 0;
     if limit > 0 {
-        chunks_while(text, |_| {
+        chunks_while(text, |_, _| {
             n += 1;
             n < limit
         });
@@ -152,9 +277,112 @@ fn whitespace_len(b: &[u8]) -> usize {
 }
 
 fn split_chunk<'a>(chunk: &'a str, out: &mut Vec<&'a str>) {
-    if !split_plain_chunk(chunk, out) {
+    if split_plain_chunk(chunk, out) {
+        return;
+    }
+    if chunk.is_ascii() {
+        split_chunk_ascii(chunk, out);
+    } else {
         split_chunk_general(chunk, out);
     }
+}
+
+/// Per ASCII char: [`ASCII_AFFIX`], [`ASCII_PREFIX`], [`ASCII_SUFFIX`], [`ASCII_CURRENCY`] when
+/// [`AFFIX`], [`PREFIX`], [`SUFFIX`], [`CURRENCY`] hold it (the ASCII part of those sets, from
+/// the same strings).
+const ASCII_AFFIXES: [u8; 128] = {
+    let affix = ascii_members(AFFIX_CHARS);
+    let currency = ascii_members(CURRENCY_CHARS);
+    let prefix = ascii_members(PREFIX_ONLY);
+    let suffix = ascii_members(SUFFIX_ONLY);
+    let mut table = [0u8; 128];
+    let mut c = 0;
+    while c < 128 {
+        if affix[c] {
+            table[c] |= ASCII_AFFIX;
+        }
+        if prefix[c] || currency[c] {
+            table[c] |= ASCII_PREFIX;
+        }
+        if suffix[c] {
+            table[c] |= ASCII_SUFFIX;
+        }
+        if currency[c] {
+            table[c] |= ASCII_CURRENCY;
+        }
+        c += 1;
+    }
+    table
+};
+const ASCII_AFFIX: u8 = 1;
+const ASCII_PREFIX: u8 = 2;
+const ASCII_SUFFIX: u8 = 4;
+const ASCII_CURRENCY: u8 = 8;
+
+#[inline]
+fn ascii_affixes(b: u8) -> u8 {
+    ASCII_AFFIXES[usize::from(b & 0x7f)]
+}
+
+/// [`split_chunk_general`] for an ASCII chunk, on its bytes: the same peeling with table
+/// lookups instead of char decoding and set searches.
+fn split_chunk_ascii<'a>(chunk: &'a str, out: &mut Vec<&'a str>) {
+    let prefix = |s: &str| {
+        let b = s.as_bytes();
+        if b.starts_with(b"...") {
+            return Some(b.iter().take_while(|c| **c == b'.').count());
+        }
+        let plus_digit = b[0] == b'+' && b.get(1).is_some_and(u8::is_ascii_digit);
+        let peels = ascii_affixes(b[0]) & (ASCII_AFFIX | ASCII_PREFIX) != 0;
+        (peels && !plus_digit && b.len() > 1).then_some(1)
+    };
+    peel(chunk, out, prefix, |s| suffix_len_ascii(s.as_bytes()));
+}
+
+/// [`suffix_len`] of an ASCII chunk, on its bytes (the curly-apostrophe clitics cannot occur).
+fn suffix_len_ascii(b: &[u8]) -> Option<usize> {
+    if b.ends_with(b"...") {
+        return Some(b.iter().rev().take_while(|c| **c == b'.').count());
+    }
+    let n = b.len();
+    let &last = b.last()?;
+    let lower_end =
+        |suffix: &[u8]| n > suffix.len() && b[n - suffix.len()..].eq_ignore_ascii_case(suffix);
+    if matches!(
+        last.to_ascii_lowercase(),
+        b't' | b's' | b'e' | b'l' | b'd' | b'm'
+    ) {
+        for clitic in [&b"n't"[..], b"'s", b"'re", b"'ve", b"'ll", b"'d", b"'m"] {
+            if lower_end(clitic) {
+                return Some(clitic.len());
+            }
+        }
+    }
+    if last == b'.' {
+        if n < 2 {
+            return None;
+        }
+        let prev = b[n - 2];
+        let splits = prev.is_ascii_lowercase()
+            || prev.is_ascii_digit()
+            || matches!(prev, b'%' | b'-' | b'+')
+            || ascii_affixes(prev) & ASCII_AFFIX != 0
+            || (prev.is_ascii_uppercase() && n >= 3 && b[n - 3].is_ascii_uppercase());
+        let body = &b[..n - 1];
+        let abbreviation = (body.contains(&b'.')
+            && body.last() != Some(&b'.')
+            && body.iter().all(|c| c.is_ascii_alphabetic() || *c == b'.'))
+            || (body.len() == 1 && prev.is_ascii_alphabetic());
+        return (splits && !abbreviation).then_some(1);
+    }
+    let class = ascii_affixes(last);
+    if class & (ASCII_AFFIX | ASCII_SUFFIX) != 0 {
+        return Some(1);
+    }
+    if class & ASCII_CURRENCY != 0 && n >= 2 && b[n - 2].is_ascii_digit() {
+        return Some(1);
+    }
+    None
 }
 
 /// Most chunks of prose: an ASCII word, alone or with one closing mark (`,;:!?)` or a period),
@@ -202,48 +430,53 @@ fn split_plain_chunk<'a>(chunk: &'a str, out: &mut Vec<&'a str>) -> bool {
 
 /// spaCy's peeling of prefixes, suffixes and infixes, for any chunk.
 fn split_chunk_general<'a>(chunk: &'a str, out: &mut Vec<&'a str>) {
+    let prefix = |s: &str| {
+        if s.starts_with("...") {
+            return Some(s.len() - s.trim_start_matches('.').len());
+        }
+        let first = s.chars().next()?;
+        let plus_digit = first == '+' && s[1..].starts_with(|c: char| c.is_ascii_digit());
+        let peels = AFFIX.contains(first) || PREFIX.contains(first);
+        (peels && !plus_digit && s.len() > first.len_utf8()).then_some(first.len_utf8())
+    };
+    peel(chunk, out, prefix, suffix_len);
+}
+
+/// The peeling loop of both paths: `prefix` and `suffix` give the byte length of the prefix
+/// or suffix spaCy would split off a non-empty string, if any; what remains is a URL or is
+/// split at infixes; the suffixes follow it, innermost first.
+#[inline(always)]
+fn peel<'a>(
+    chunk: &'a str,
+    out: &mut Vec<&'a str>,
+    prefix: impl Fn(&str) -> Option<usize>,
+    suffix: impl Fn(&str) -> Option<usize>,
+) {
     let mut s = chunk;
     // Suffixes peeled so far, outermost first: eight inline (no allocation for a chunk's few
     // closing marks), the rest in `spill`.
     let mut suffixes: [&'a str; 8] = [""; 8];
     let mut n_suffixes = 0usize;
     let mut spill: Vec<&'a str> = Vec::new();
-    loop {
-        if s.is_empty() {
-            break;
-        }
-        // Prefix.
-        let first = s.chars().next().unwrap();
-        if s.starts_with("...") {
-            let n = s.len() - s.trim_start_matches('.').len();
+    while !s.is_empty() {
+        if let Some(n) = prefix(s) {
             out.push(&s[..n]);
             s = &s[n..];
             continue;
         }
-        let plus_digit = first == '+' && s[1..].starts_with(|c: char| c.is_ascii_digit());
-        if (AFFIX.contains(first) || PREFIX.contains(first))
-            && !plus_digit
-            && s.len() > first.len_utf8()
-        {
-            out.push(&s[..first.len_utf8()]);
-            s = &s[first.len_utf8()..];
-            continue;
-        }
-        // Suffix.
-        if let Some(n) = suffix_len(s) {
-            if n < s.len() {
-                let suffix = &s[s.len() - n..];
+        match suffix(s) {
+            Some(n) if n < s.len() => {
+                let peeled = &s[s.len() - n..];
                 if n_suffixes < suffixes.len() {
-                    suffixes[n_suffixes] = suffix;
+                    suffixes[n_suffixes] = peeled;
                     n_suffixes += 1;
                 } else {
-                    spill.push(suffix);
+                    spill.push(peeled);
                 }
                 s = &s[..s.len() - n];
-                continue;
             }
+            _ => break,
         }
-        break;
     }
     if !s.is_empty() {
         if is_url(s) {
@@ -322,17 +555,35 @@ fn split_infixes<'a>(s: &'a str, out: &mut Vec<&'a str>) {
         out.push(s);
         return;
     }
-    let chars: Vec<(usize, char)> = s.char_indices().collect();
+    if s.is_ascii() {
+        // Every char is one byte: index the bytes, no list of chars to build.
+        let bytes = s.as_bytes();
+        split_infixes_at(s, bytes.len(), |i| (i, char::from(bytes[i])), out);
+    } else {
+        let chars: Vec<(usize, char)> = s.char_indices().collect();
+        split_infixes_at(s, chars.len(), |i| chars[i], out);
+    }
+}
+
+/// [`split_infixes`] over the `len` chars of `s`, `char_at(i)` giving the i-th char and its
+/// byte offset.
+#[inline]
+fn split_infixes_at<'a>(
+    s: &'a str,
+    len: usize,
+    char_at: impl Fn(usize) -> (usize, char),
+    out: &mut Vec<&'a str>,
+) {
     let mut start = 0usize;
     let mut i = 0usize;
-    while i < chars.len() {
-        let (pos, c) = chars[i];
-        let prev = if i > 0 { Some(chars[i - 1].1) } else { None };
-        let next = chars.get(i + 1).map(|x| x.1);
+    while i < len {
+        let (pos, c) = char_at(i);
+        let prev = if i > 0 { Some(char_at(i - 1).1) } else { None };
+        let next = (i + 1 < len).then(|| char_at(i + 1).1);
         // Length in chars of an infix starting at i, if one does.
         let infix = if c == '.' && next == Some('.') {
             let mut j = i;
-            while j < chars.len() && chars[j].1 == '.' {
+            while j < len && char_at(j).1 == '.' {
                 j += 1;
             }
             Some(j - i)
@@ -343,12 +594,13 @@ fn split_infixes<'a>(s: &'a str, out: &mut Vec<&'a str>) {
                 (Some(p), Some(n)) => {
                     let alpha_next = n.is_alphabetic();
                     let mut j = i;
-                    while is_hyphen(c) && j < chars.len() && is_hyphen(chars[j].1) {
+                    while is_hyphen(c) && j < len && is_hyphen(char_at(j).1) {
                         j += 1;
                     }
                     if is_hyphen(c)
                         && p.is_alphanumeric()
-                        && chars.get(j).is_some_and(|x| x.1.is_alphabetic())
+                        && j < len
+                        && char_at(j).1.is_alphabetic()
                     {
                         // "-", "--" and "---" before a letter are one infix.
                         Some(j - i)
@@ -369,7 +621,11 @@ fn split_infixes<'a>(s: &'a str, out: &mut Vec<&'a str>) {
         };
         match infix {
             Some(n) if i > 0 => {
-                let end = chars.get(i + n).map_or(s.len(), |x| x.0);
+                let end = if i + n < len {
+                    char_at(i + n).0
+                } else {
+                    s.len()
+                };
                 if pos > start {
                     out.push(&s[start..pos]);
                 }
@@ -385,22 +641,44 @@ fn split_infixes<'a>(s: &'a str, out: &mut Vec<&'a str>) {
     }
 }
 
+/// [`sentence_role`] of a token that ends sentences (one char of spaCy's sentence-final set).
+pub(crate) const SENTENCE_END_ROLE: u8 = 1;
+/// [`sentence_role`] of a token made only of punctuation (spaCy's `is_punct`).
+pub(crate) const PUNCT_ROLE: u8 = 2;
+
+/// What the sentencizer sees in a token: [`SENTENCE_END_ROLE`] and / or [`PUNCT_ROLE`], or 0.
+#[inline]
+pub(crate) fn sentence_role(token: &str) -> u8 {
+    // A one-char token that ends sentences (no count of its chars: most tokens are words).
+    let mut chars = token.chars();
+    let end = match (chars.next(), chars.next()) {
+        (Some(c), None) => SENT_END.contains(c),
+        _ => false,
+    };
+    let mut role = if end { SENTENCE_END_ROLE } else { 0 };
+    if is_punct(token) {
+        role |= PUNCT_ROLE;
+    }
+    role
+}
+
 /// Number of sentences spaCy's `sentencizer` finds in `tokens`: a new sentence starts at the
 /// first non-punctuation token after a sentence-final character.
 pub(crate) fn sentence_count(tokens: &[&str]) -> usize {
-    if tokens.is_empty() {
+    let roles: Vec<u8> = tokens.iter().map(|t| sentence_role(t)).collect();
+    sentence_count_of_roles(&roles)
+}
+
+/// [`sentence_count`] of tokens given by their [`sentence_role`]s.
+pub(crate) fn sentence_count_of_roles(roles: &[u8]) -> usize {
+    if roles.is_empty() {
         return 0;
     }
     let mut sentences = 1;
     let mut seen_end = false;
-    for t in tokens {
-        // A one-char token that ends sentences (no count of its chars: most tokens are words).
-        let mut chars = t.chars();
-        let is_end = match (chars.next(), chars.next()) {
-            (Some(c), None) => SENT_END.contains(c),
-            _ => false,
-        };
-        if seen_end && !is_punct(t) && !is_end {
+    for &role in roles {
+        let is_end = role & SENTENCE_END_ROLE != 0;
+        if seen_end && role & PUNCT_ROLE == 0 && !is_end {
             sentences += 1;
             seen_end = false;
         } else if is_end {
@@ -486,6 +764,15 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The ASCII peeling splits exactly as the general one does.
+        #[test]
+        fn ascii_chunks_split_as_the_general_path(chunk in r#"[aZ9eEgGnstTlLdm.,;:!?()'"$%+\-*^~<>=/#@&_\[\]{}`\\|]{1,10}"#) {
+            let (mut ascii, mut general) = (Vec::new(), Vec::new());
+            split_chunk_ascii(&chunk, &mut ascii);
+            split_chunk_general(&chunk, &mut general);
+            proptest::prop_assert_eq!(ascii, general);
+        }
+
         /// The plain-chunk fast path splits exactly as the general peeling does.
         #[test]
         fn plain_chunks_split_as_the_general_path(chunk in "[aZ9w]{0,4}[aZ9w.,;:!?()'\"$%-]{1,2}") {

@@ -84,12 +84,8 @@ impl ScalarUDFImpl for QualityScore {
         Ok(DataType::Float64)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        map_text_arg(&args, self.name(), compute, |signals| {
-            let scores: Float64Array = signals
-                .iter()
-                .map(|s| s.as_ref().map(super::score::score))
-                .collect();
-            Ok(Arc::new(scores))
+        map_text_arg(&args, self.name(), super::quality_score, |scores| {
+            Ok(Arc::new(Float64Array::from(scores)))
         })
     }
     fn documentation(&self) -> Option<&Documentation> {
