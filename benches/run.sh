@@ -39,6 +39,9 @@ echo "== kmeans fit 1M x 256, k=1024, 20 iterations (ours only: the peers take s
 echo "== samplemix_weights 10M rows, K=1024 vs DuckDB and one scan"
 python3 benches/weights.py --dir "$dir"
 
+echo "== quality_score MB/s per core through SQL (one partition, Parquet read included)"
+python3 benches/quality_speed.py --bin "${CARGO_TARGET_DIR:-target}/release/samplemix" --corpus "$corpus"
+
 echo "== quality_signals agreement with datatrove"
 python3 benches/quality_agreement.py --docs 2000 --bin "${CARGO_TARGET_DIR:-target}/release/samplemix"
 
