@@ -21,28 +21,17 @@ static SYMBOLS: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(SYMBOL_CHARS))
 /// non-ASCII char. A constant: no lazy initialisation to check per token.
 const BYTE_CLASS: [u8; 256] = {
     let symbols = tokenize::ascii_members(SYMBOL_CHARS);
-    let punct = tokenize::ascii_members(tokenize::PUNCT_CHARS);
-    let end = tokenize::ascii_members(SENTENCE_END);
     let mut table = [BYTE_OTHER; 256];
     let mut b = 0;
     while b < 128 {
-        let mut class = 0;
-        if !symbols[b] {
-            class |= BYTE_WORD;
-        }
+        table[b] = if symbols[b] { 0 } else { BYTE_WORD };
         if (b as u8).is_ascii_alphabetic() {
-            class |= BYTE_ALPHA;
+            table[b] |= BYTE_ALPHA;
         }
-        if punct[b] {
-            class |= BYTE_PUNCT;
-        }
-        if end[b] {
-            class |= BYTE_END;
-        }
-        table[b] = class;
         b += 1;
     }
-    table
+    let table = tokenize::mark(table, tokenize::PUNCT_CHARS, BYTE_PUNCT);
+    tokenize::mark(table, SENTENCE_END, BYTE_END)
 };
 const BYTE_WORD: u8 = 1;
 const BYTE_ALPHA: u8 = 2;

@@ -77,6 +77,20 @@ pub(crate) const fn ascii_members(chars: &str) -> [bool; 128] {
     out
 }
 
+/// `table` with `flag` added for each ASCII char of `chars`, at compile time: per-byte class
+/// tables built from the same strings as the char sets.
+pub(crate) const fn mark<const N: usize>(mut table: [u8; N], chars: &str, flag: u8) -> [u8; N] {
+    let members = ascii_members(chars);
+    let mut c = 0;
+    while c < 128 {
+        if members[c] {
+            table[c] |= flag;
+        }
+        c += 1;
+    }
+    table
+}
+
 /// True when every char of `token` is punctuation (spaCy's `is_punct`).
 pub(crate) fn is_punct(token: &str) -> bool {
     !token.is_empty() && token.chars().all(|c| PUNCT.contains(c))
@@ -291,28 +305,10 @@ fn split_chunk<'a>(chunk: &'a str, out: &mut Vec<&'a str>) {
 /// [`AFFIX`], [`PREFIX`], [`SUFFIX`], [`CURRENCY`] hold it (the ASCII part of those sets, from
 /// the same strings).
 const ASCII_AFFIXES: [u8; 128] = {
-    let affix = ascii_members(AFFIX_CHARS);
-    let currency = ascii_members(CURRENCY_CHARS);
-    let prefix = ascii_members(PREFIX_ONLY);
-    let suffix = ascii_members(SUFFIX_ONLY);
-    let mut table = [0u8; 128];
-    let mut c = 0;
-    while c < 128 {
-        if affix[c] {
-            table[c] |= ASCII_AFFIX;
-        }
-        if prefix[c] || currency[c] {
-            table[c] |= ASCII_PREFIX;
-        }
-        if suffix[c] {
-            table[c] |= ASCII_SUFFIX;
-        }
-        if currency[c] {
-            table[c] |= ASCII_CURRENCY;
-        }
-        c += 1;
-    }
-    table
+    let table = mark([0; 128], AFFIX_CHARS, ASCII_AFFIX);
+    let table = mark(table, PREFIX_ONLY, ASCII_PREFIX);
+    let table = mark(table, SUFFIX_ONLY, ASCII_SUFFIX);
+    mark(table, CURRENCY_CHARS, ASCII_PREFIX | ASCII_CURRENCY)
 };
 const ASCII_AFFIX: u8 = 1;
 const ASCII_PREFIX: u8 = 2;
