@@ -56,10 +56,14 @@ fn has_other_line_breaks(text: &str) -> bool {
     let b = text.as_bytes();
     memchr::memchr3(b'\r', 0x0b, 0x0c, b).is_some()
         || memchr::memchr3(0x1c, 0x1d, 0x1e, b).is_some()
-        || ["\u{85}", "\u{2028}", "\u{2029}"]
-            .iter()
-            .any(|c| memchr::memmem::find(b, c.as_bytes()).is_some())
+        || BREAK_FINDERS.iter().any(|f| f.find(b).is_some())
 }
+
+/// Searchers for U+0085, U+2028 and U+2029, built once (not per document).
+static BREAK_FINDERS: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 3]> =
+    std::sync::LazyLock::new(|| {
+        ["\u{85}", "\u{2028}", "\u{2029}"].map(memchr::memmem::Finder::new)
+    });
 
 /// Python's `str.splitlines()` (no keepends), found on the bytes: every line break is ASCII
 /// (\n, \r, \x0b, \x0c, \x1c-\x1e) or U+0085 (0xC2 0x85), U+2028 / U+2029 (0xE2 0x80 0xA8/0xA9),

@@ -193,9 +193,12 @@ fn py_strip(s: &str) -> &str {
 fn find_duplicates<'a>(items: impl Iterator<Item = &'a str>) -> (usize, usize, usize) {
     // foldhash (DataFusion's hasher), not SipHash: these are the text's own lines, and which
     // hasher a set uses does not change what it holds.
+    // Room for every item up front (the lines' iterator is a filter: its upper bound, the
+    // pieces, not its lower bound 0), so the set never grows mid-document.
+    let (low, high) = items.size_hint();
     let mut seen: datafusion::common::HashSet<&str> =
         datafusion::common::HashSet::with_capacity_and_hasher(
-            items.size_hint().0,
+            high.unwrap_or(low),
             Default::default(),
         );
     let (mut n, mut dups, mut dup_chars) = (0, 0, 0);
@@ -289,6 +292,8 @@ fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
 /// once they have grown).
 #[derive(Default)]
 struct Scratch {
+    /// The token list's allocation (empty between documents).
+    tokens: Vec<&'static str>,
     /// Per token: length in characters, hash.
     token_chars: Vec<u32>,
     token_hashes: Vec<u64>,
@@ -312,7 +317,7 @@ fn compute_with(text: &str, scratch: &mut Scratch) -> Signals {
         chars: char_len(text) as u64,
         ..Default::default()
     };
-    let mut tokens: Vec<&str> = Vec::with_capacity(text.len() / 4 + 16);
+    let mut tokens = relabel(std::mem::take(&mut scratch.tokens));
     scratch.token_kinds.clear();
     scratch.chunk_starts.clear();
     tokenize::words_marked(
@@ -342,7 +347,22 @@ fn compute_with(text: &str, scratch: &mut Scratch) -> Signals {
         &mut s,
     );
     fineweb(&pieces, words, &mut s);
+    // A huge document's list is not kept for the thread's lifetime.
+    if tokens.capacity() <= MAX_KEPT_TOKENS {
+        scratch.tokens = relabel(tokens);
+    }
     s
+}
+
+/// Largest token list (in tokens, 16 bytes each) kept from one document for the next.
+const MAX_KEPT_TOKENS: usize = 1 << 20;
+
+/// `v` emptied, as a vector of slices of any lifetime, in its own allocation (std collects a
+/// `vec::IntoIter` of an element of the same layout in place): the token list keeps its capacity
+/// from one document to the next without borrowing the text it last held.
+fn relabel<'b>(mut v: Vec<&str>) -> Vec<&'b str> {
+    v.clear();
+    v.into_iter().map(|_| "").collect()
 }
 
 /// A token's length in chars, whether it has a char outside [`SYMBOLS`] (a word), whether it
@@ -446,11 +466,15 @@ fn gopher_quality(
     s.alpha_words_ratio = ratio(alpha_tokens as f64, n_tokens);
     let hashes = memchr::memchr_iter(b'#', bytes).count();
     s.hash_ratio = ratio(hashes as f64, n_tokens);
-    let ellipses = count_dot_runs(bytes) + memchr::memmem::find_iter(bytes, "…").count();
+    let ellipses = count_dot_runs(bytes) + ELLIPSIS_FINDER.find_iter(bytes).count();
     s.ellipsis_ratio = ratio(ellipses as f64, n_tokens);
 
     line_starts_and_ends(lines, s);
 }
+
+/// The searcher for "…", built once (not per document).
+static ELLIPSIS_FINDER: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new("…"));
 
 /// Non-overlapping occurrences of "..." (as `str::matches` counts them): from each '.', found
 /// by memchr. A substring searcher would stop at every '.' of code or numbers anyway.
@@ -671,6 +695,11 @@ const PHRASE_ANCHORS: [&str; 5] = [
     "cookie",
 ];
 
+/// A searcher per [`PHRASE_ANCHORS`] entry, built once: building one per document cost as much
+/// as searching a short document.
+static ANCHOR_FINDERS: LazyLock<[memchr::memmem::Finder<'static>; 5]> =
+    LazyLock::new(|| PHRASE_ANCHORS.map(memchr::memmem::Finder::new));
+
 /// Every occurrence (byte offset, length) of a [`PHRASE_ANCHORS`] entry in `text` with ASCII
 /// letters lower-cased (as [`c4_phrases`] compares), sorted by offset. `lower` is a buffer.
 fn phrase_anchors(text: &str, lower: &mut Vec<u8>) -> Vec<(usize, usize)> {
@@ -678,8 +707,9 @@ fn phrase_anchors(text: &str, lower: &mut Vec<u8>) -> Vec<(usize, usize)> {
     lower.extend_from_slice(text.as_bytes());
     lower.make_ascii_lowercase();
     let mut found = Vec::new();
-    for anchor in PHRASE_ANCHORS {
-        found.extend(memchr::memmem::find_iter(lower, anchor).map(|at| (at, anchor.len())));
+    for finder in ANCHOR_FINDERS.iter() {
+        let len = finder.needle().len();
+        found.extend(finder.find_iter(lower).map(|at| (at, len)));
     }
     found.sort_unstable();
     found
@@ -820,6 +850,37 @@ const ENGLISH_FUNCTION_SHARE: f64 = 0.15;
 /// Fewest words in the prefix for the function-word check to decide.
 const ENGLISH_CHECK_MIN_WORDS: usize = 20;
 
+/// [`ascii_lower_key`] of each [`ENGLISH_FUNCTION_WORDS`] entry: a word is one of them
+/// (ignoring ASCII case, as `eq_ignore_ascii_case`) when its key is in this list, one integer
+/// compare per entry instead of a string compare.
+const FUNCTION_WORD_KEYS: [u64; 32] = {
+    let mut keys = [0u64; 32];
+    let mut i = 0;
+    while i < keys.len() {
+        let word = ENGLISH_FUNCTION_WORDS[i].as_bytes();
+        let mut j = 0;
+        while j < word.len() {
+            keys[i] |= (word[j] as u64) << (8 * j);
+            j += 1;
+        }
+        i += 1;
+    }
+    keys
+};
+
+/// The bytes of `w` (at most 8, as the function words are) lower-cased into one integer, `None`
+/// when `w` has a non-ASCII char (it then equals no ASCII word, ignoring ASCII case or not).
+fn ascii_lower_key(w: &str) -> Option<u64> {
+    let mut key = 0u64;
+    for (i, b) in w.bytes().enumerate().take(8) {
+        if !b.is_ascii() {
+            return None;
+        }
+        key |= u64::from(b.to_ascii_lowercase()) << (8 * i);
+    }
+    Some(key)
+}
+
 /// True when at least [`ENGLISH_FUNCTION_SHARE`] of the prefix's words (alphabetic runs, at
 /// least [`ENGLISH_CHECK_MIN_WORDS`] of them) are English function words.
 fn plainly_english(prefix: &str) -> bool {
@@ -829,11 +890,7 @@ fn plainly_english(prefix: &str) -> bool {
             continue;
         }
         words += 1;
-        if w.len() <= 5
-            && ENGLISH_FUNCTION_WORDS
-                .iter()
-                .any(|e| w.eq_ignore_ascii_case(e))
-        {
+        if w.len() <= 5 && ascii_lower_key(w).is_some_and(|k| FUNCTION_WORD_KEYS.contains(&k)) {
             hits += 1;
         }
     }
@@ -967,6 +1024,17 @@ mod tests {
         // Sentence-final punctuation (also before a closing quote) ends a navigation run.
         let s = compute("Got a tip?\nRead this\nSee it\nSee \"Below.\"\nOne\nTwo\nThree");
         assert!((s.nav_run_line_frac - 3.0 / 7.0).abs() < 1e-12, "{s:?}");
+    }
+
+    proptest::proptest! {
+        /// A word's key is in the key list exactly when the word is a function word, ignoring
+        /// ASCII case.
+        #[test]
+        fn function_word_keys_are_the_words(w in "(?i)(the|of|and|to|that|their|th|thé|[a-zé]{0,5})") {
+            let by_key = ascii_lower_key(&w).is_some_and(|k| FUNCTION_WORD_KEYS.contains(&k));
+            let by_name = ENGLISH_FUNCTION_WORDS.iter().any(|e| w.eq_ignore_ascii_case(e));
+            proptest::prop_assert_eq!(by_key, by_name, "{}", w);
+        }
     }
 
     #[test]
