@@ -192,9 +192,9 @@ fn py_strip(s: &str) -> &str {
 /// `find_duplicates`).
 fn find_duplicates<'a>(items: impl Iterator<Item = &'a str>) -> (usize, usize, usize) {
     // foldhash (DataFusion's hasher), not SipHash: these are the text's own lines, and which
-    // hasher a set uses does not change what it holds.
-    // Room for every item up front (the lines' iterator is a filter: its upper bound, the
-    // pieces, not its lower bound 0), so the set never grows mid-document.
+    // hasher a set uses does not change what it holds. Room for every item up front (the
+    // lines' iterator is a filter: its upper bound, the pieces, not its lower bound 0), so the
+    // set never grows mid-document.
     let (low, high) = items.size_hint();
     let mut seen: datafusion::common::HashSet<&str> =
         datafusion::common::HashSet::with_capacity_and_hasher(
@@ -857,26 +857,29 @@ const FUNCTION_WORD_KEYS: [u64; 32] = {
     let mut keys = [0u64; 32];
     let mut i = 0;
     while i < keys.len() {
-        let word = ENGLISH_FUNCTION_WORDS[i].as_bytes();
-        let mut j = 0;
-        while j < word.len() {
-            keys[i] |= (word[j] as u64) << (8 * j);
-            j += 1;
-        }
+        keys[i] = match ascii_lower_key(ENGLISH_FUNCTION_WORDS[i].as_bytes()) {
+            Some(key) => key,
+            None => panic!("function words are ASCII and at most 8 bytes long"),
+        };
         i += 1;
     }
     keys
 };
 
-/// The bytes of `w` (at most 8, as the function words are) lower-cased into one integer, `None`
-/// when `w` has a non-ASCII char (it then equals no ASCII word, ignoring ASCII case or not).
-fn ascii_lower_key(w: &str) -> Option<u64> {
+/// The bytes of `w` lower-cased (ASCII) in one little-endian integer; `None` when `w` is longer
+/// than 8 bytes or has a non-ASCII byte (it then equals no key of a short ASCII word).
+const fn ascii_lower_key(w: &[u8]) -> Option<u64> {
+    if w.len() > 8 {
+        return None;
+    }
     let mut key = 0u64;
-    for (i, b) in w.bytes().enumerate().take(8) {
-        if !b.is_ascii() {
+    let mut i = 0;
+    while i < w.len() {
+        if !w[i].is_ascii() {
             return None;
         }
-        key |= u64::from(b.to_ascii_lowercase()) << (8 * i);
+        key |= (w[i].to_ascii_lowercase() as u64) << (8 * i);
+        i += 1;
     }
     Some(key)
 }
@@ -890,7 +893,9 @@ fn plainly_english(prefix: &str) -> bool {
             continue;
         }
         words += 1;
-        if w.len() <= 5 && ascii_lower_key(w).is_some_and(|k| FUNCTION_WORD_KEYS.contains(&k)) {
+        if w.len() <= 5
+            && ascii_lower_key(w.as_bytes()).is_some_and(|k| FUNCTION_WORD_KEYS.contains(&k))
+        {
             hits += 1;
         }
     }
@@ -1031,7 +1036,7 @@ mod tests {
         /// ASCII case.
         #[test]
         fn function_word_keys_are_the_words(w in "(?i)(the|of|and|to|that|their|th|thé|[a-zé]{0,5})") {
-            let by_key = ascii_lower_key(&w).is_some_and(|k| FUNCTION_WORD_KEYS.contains(&k));
+            let by_key = ascii_lower_key(w.as_bytes()).is_some_and(|k| FUNCTION_WORD_KEYS.contains(&k));
             let by_name = ENGLISH_FUNCTION_WORDS.iter().any(|e| w.eq_ignore_ascii_case(e));
             proptest::prop_assert_eq!(by_key, by_name, "{}", w);
         }
