@@ -240,10 +240,13 @@ impl GroupsAccumulator for Groups {
             // The common case, without per-value validity and filter tests, and (the fast
             // parts cannot overflow, see `added`) without a check or an early exit per value
             // but for the rare value the fast part cannot take.
+            // Slices, not the vectors: a store through a slice cannot change a vector's
+            // pointer, so the loops keep it in a register instead of reloading it per value.
+            let seen = self.seen.as_mut_slice();
             for g in group_indices {
-                self.seen[*g] = true;
+                seen[*g] = true;
             }
-            let Groups { fast, sums, .. } = self;
+            let (fast, sums) = (self.fast.as_mut_slice(), self.sums.as_mut_slice());
             for (x, g) in v.values().iter().zip(group_indices) {
                 match ExactSum::fast_units(*x) {
                     Some(units) => fast[*g] = fast[*g].wrapping_add(units),

@@ -279,7 +279,7 @@ fn string_uniforms(id: &ArrayRef, mixed: u64) -> Option<Vec<f64>> {
     Some(match id.data_type() {
         DataType::Utf8View => {
             let ids = id.as_string_view();
-            uniforms_premixed(n, |i| ids.value(i).as_bytes(), mixed)
+            crate::hash::view_uniforms_premixed(ids.views(), |i| ids.value(i).as_bytes(), mixed)
         }
         DataType::Utf8 => {
             let ids = id.as_string::<i32>();

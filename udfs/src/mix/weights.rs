@@ -454,6 +454,25 @@ impl ExactSum {
     /// for the rare other values.
     #[inline(always)]
     pub fn fast_units(x: f64) -> Option<i128> {
+        // Most values a mix sums are positive and in [2^-12, 2^30): biased exponents
+        // 1011..=1052, so x·2^64 is the mantissa shifted left by 0..=41 bits, built from two
+        // u64 shifts (an i128 shift by a variable amount costs a branch-free but long sequence
+        // for the shift counts of 64 and more that cannot occur here). The sign bit makes the
+        // exponent field of a negative value 2048 or more, so negatives take the general path.
+        let bits = x.to_bits();
+        let shift = (bits >> 52).wrapping_sub(1011);
+        if shift <= 41 {
+            let mantissa = (bits & ((1 << 52) - 1)) | 1 << 52;
+            let low = mantissa << shift;
+            let high = (mantissa >> 1) >> (63 - shift);
+            return Some(((u128::from(high) << 64) | u128::from(low)) as i128);
+        }
+        Self::fast_units_general(x)
+    }
+
+    /// [`ExactSum::fast_units`] for any value.
+    #[inline]
+    fn fast_units_general(x: f64) -> Option<i128> {
         let (negative, mantissa, position) = parts(x)?;
         if mantissa == 0 {
             return Some(0);
@@ -1007,6 +1026,40 @@ mod tests {
             }
         }
         w.value()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_units_shortcut_is_the_general_conversion(bits: u64, shift in 1000u64..1060) {
+            // Any bit pattern, and patterns with exponents around the shortcut's range.
+            let near = f64::from_bits((bits & !(0xfff << 52)) | (shift << 52));
+            for x in [f64::from_bits(bits), near, -near] {
+                proptest::prop_assert_eq!(ExactSum::fast_units(x), ExactSum::fast_units_general(x));
+            }
+        }
+    }
+
+    #[test]
+    fn fast_units_shortcut_edges() {
+        for x in [
+            2f64.powi(-12),
+            2f64.powi(-12) * (1.0 - f64::EPSILON),
+            1.0,
+            2f64.powi(30),
+            2f64.powi(30) * (1.0 - f64::EPSILON),
+            0.0,
+            -0.0,
+            0.8,
+            1e-300,
+        ] {
+            assert_eq!(
+                ExactSum::fast_units(x),
+                ExactSum::fast_units_general(x),
+                "{x}"
+            );
+        }
+        assert_eq!(ExactSum::fast_units(1.0), Some(1i128 << 64));
+        assert_eq!(ExactSum::fast_units(0.75), Some(3i128 << 62));
     }
 
     #[test]
