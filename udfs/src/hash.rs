@@ -88,10 +88,11 @@ pub fn view_uniforms_premixed<'a>(
         let mut out = Vec::with_capacity(views.len());
         let (blocks, rest) = views.as_chunks::<N>();
         for (k, v) in blocks.iter().enumerate() {
-            if v.iter().all(|v| *v as u32 <= avx512::INLINE_LEN) {
+            let longest = v.iter().map(|v| *v as u32).max().unwrap_or(0);
+            if longest <= avx512::INLINE_LEN {
                 let mut block = [0.0; N];
-                // SAFETY: `available` checked AVX-512F and DQ, and every length just now.
-                unsafe { avx512::block(v, mixed_seed, &mut block) };
+                // SAFETY: `available` checked AVX-512F and DQ, and `longest` every length.
+                unsafe { avx512::block(v, longest, mixed_seed, &mut block) };
                 out.extend_from_slice(&block);
             } else {
                 let at = N * k;

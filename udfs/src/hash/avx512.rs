@@ -23,20 +23,24 @@ pub(super) fn available() -> bool {
 /// waits ~15 cycles on each 64-bit multiply; four keep the multiplier busy).
 pub(super) const BLOCK: usize = 32;
 
-/// u(x) of the ids of [`BLOCK`] string views, each of at most [`INLINE_LEN`] bytes (its bytes
-/// are then view bytes 4.. of the view), written to `out`.
+/// u(x) of the ids of [`BLOCK`] string views, the longest `longest` bytes (at most
+/// [`INLINE_LEN`]: their bytes are then view bytes 4.. of the view), written to `out`.
 ///
 /// # Safety
-/// The CPU must support AVX-512F and AVX-512DQ ([`available`]), and every view's length (its
-/// low 32 bits) must be at most [`INLINE_LEN`]: the lanes read only view bytes 4..16.
+/// The CPU must support AVX-512F and AVX-512DQ ([`available`]), and no view's length (its low
+/// 32 bits) may pass `longest` ≤ [`INLINE_LEN`]: the lanes read only view bytes 4..16.
 #[target_feature(enable = "avx512f,avx512dq")]
-pub(super) unsafe fn block(views: &[u128; BLOCK], mixed: u64, out: &mut [f64; BLOCK]) {
-    let max_len = views.iter().map(|v| *v as u32).max().unwrap_or(0);
+pub(super) unsafe fn block(
+    views: &[u128; BLOCK],
+    longest: u32,
+    mixed: u64,
+    out: &mut [f64; BLOCK],
+) {
     let even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
     let odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
     let mut lens = [_mm512_setzero_si512(); 4];
-    let mut first = [_mm512_setzero_si512(); 4];
-    let mut high = [_mm512_setzero_si512(); 4];
+    // Per register: the id's bytes 0..4, 4..8 and 8..12, each in the low bytes of its lanes.
+    let mut words = [[_mm512_setzero_si512(); 4]; 3];
     for g in 0..4 {
         // SAFETY: `views` is 512 bytes: unaligned 64-byte loads at offsets 128·g and 128·g + 64.
         let (a, b) = unsafe {
@@ -47,25 +51,23 @@ pub(super) unsafe fn block(views: &[u128; BLOCK], mixed: u64, out: &mut [f64; BL
         };
         // Lane i: the low and the high 8 bytes of view 8·g + i.
         let low = _mm512_permutex2var_epi64(a, even, b);
-        high[g] = _mm512_permutex2var_epi64(a, odd, b);
+        let high = _mm512_permutex2var_epi64(a, odd, b);
         lens[g] = _mm512_and_si512(low, _mm512_set1_epi64(0xffff_ffff));
-        // The id's bytes 0..4 (bytes 4..12 are `high`).
-        first[g] = _mm512_srli_epi64::<32>(low);
+        words[0][g] = _mm512_srli_epi64::<32>(low);
+        words[1][g] = high;
+        words[2][g] = _mm512_srli_epi64::<32>(high);
     }
     let byte = _mm512_set1_epi64(0xff);
     let prime = _mm512_set1_epi64(FNV_PRIME as i64);
     let mut h = [_mm512_set1_epi64(FNV_OFFSET as i64); 4];
-    for j in 0..max_len {
-        let at = _mm512_set1_epi64(8 * (j % 4) as i64);
+    for j in 0..longest.min(INLINE_LEN) {
+        let (word, at) = (
+            &words[j as usize / 4],
+            _mm512_set1_epi64(8 * (j % 4) as i64),
+        );
         let bound = _mm512_set1_epi64(j as i64);
         for g in 0..4 {
-            let word = if j < 4 { first[g] } else { high[g] };
-            let word = if j < 8 {
-                word
-            } else {
-                _mm512_srli_epi64::<32>(word)
-            };
-            let b = _mm512_and_si512(_mm512_srlv_epi64(word, at), byte);
+            let b = _mm512_and_si512(_mm512_srlv_epi64(word[g], at), byte);
             let next = _mm512_mullo_epi64(_mm512_xor_si512(h[g], b), prime);
             // Only the lanes whose id is longer than j take the byte.
             let longer = _mm512_cmpgt_epu64_mask(lens[g], bound);
