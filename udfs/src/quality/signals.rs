@@ -888,16 +888,25 @@ const fn ascii_lower_key(w: &[u8]) -> Option<u64> {
 /// least [`ENGLISH_CHECK_MIN_WORDS`] of them) are English function words.
 fn plainly_english(prefix: &str) -> bool {
     let (mut words, mut hits) = (0usize, 0usize);
-    for w in prefix.split(|c: char| !c.is_alphabetic()) {
+    let mut count = |w: &[u8]| {
         if w.is_empty() {
-            continue;
+            return;
         }
         words += 1;
-        if w.len() <= 5
-            && ascii_lower_key(w.as_bytes()).is_some_and(|k| FUNCTION_WORD_KEYS.contains(&k))
-        {
+        if w.len() <= 5 && ascii_lower_key(w).is_some_and(|k| FUNCTION_WORD_KEYS.contains(&k)) {
             hits += 1;
         }
+    };
+    if prefix.is_ascii() {
+        // The same words on the bytes: an ASCII char is alphabetic when it is a letter.
+        prefix
+            .as_bytes()
+            .split(|b| !b.is_ascii_alphabetic())
+            .for_each(&mut count);
+    } else {
+        prefix
+            .split(|c: char| !c.is_alphabetic())
+            .for_each(|w| count(w.as_bytes()));
     }
     words >= ENGLISH_CHECK_MIN_WORDS && hits as f64 >= ENGLISH_FUNCTION_SHARE * words as f64
 }
@@ -906,10 +915,15 @@ fn plainly_english(prefix: &str) -> bool {
 /// the prefix is plainly English by its function words (most documents; whatlang's trigram
 /// scoring was half of quality_score's time), whatlang's answer otherwise.
 fn language(text: &str, s: &mut Signals) {
-    let prefix_end = text
-        .char_indices()
-        .nth(LANGUAGE_PREFIX_CHARS)
-        .map_or(text.len(), |(i, _)| i);
+    let head = &text.as_bytes()[..text.len().min(LANGUAGE_PREFIX_CHARS)];
+    // An ASCII head is the prefix itself (one char per byte): no char-by-char walk.
+    let prefix_end = if head.is_ascii() {
+        head.len()
+    } else {
+        text.char_indices()
+            .nth(LANGUAGE_PREFIX_CHARS)
+            .map_or(text.len(), |(i, _)| i)
+    };
     let prefix = &text[..prefix_end];
     if plainly_english(prefix) {
         s.language = Some("eng");
@@ -1039,6 +1053,29 @@ mod tests {
             let by_key = ascii_lower_key(w.as_bytes()).is_some_and(|k| FUNCTION_WORD_KEYS.contains(&k));
             let by_name = ENGLISH_FUNCTION_WORDS.iter().any(|e| w.eq_ignore_ascii_case(e));
             proptest::prop_assert_eq!(by_key, by_name, "{}", w);
+        }
+    }
+
+    proptest::proptest! {
+        /// The byte path of an ASCII prefix counts the words and hits the char split does.
+        #[test]
+        fn plainly_english_on_bytes_is_the_char_split(
+            words in proptest::collection::vec("(the|of|and|to|in|a|is|that|it|was|x9|Cat|é|日|[a-z]{1,7})", 0..40),
+            sep in "[ ,.9\n-]{1,2}",
+        ) {
+            let text = words.join(&sep);
+            let (mut n, mut hits) = (0usize, 0usize);
+            for w in text.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()) {
+                n += 1;
+                if w.len() <= 5
+                    && ascii_lower_key(w.as_bytes()).is_some_and(|k| FUNCTION_WORD_KEYS.contains(&k))
+                {
+                    hits += 1;
+                }
+            }
+            let expected =
+                n >= ENGLISH_CHECK_MIN_WORDS && hits as f64 >= ENGLISH_FUNCTION_SHARE * n as f64;
+            proptest::prop_assert_eq!(plainly_english(&text), expected);
         }
     }
 

@@ -12,6 +12,8 @@ use std::sync::LazyLock;
 
 use super::charsets::SENTENCE_END;
 
+mod masks;
+
 /// A set of chars with an ASCII fast path.
 pub(crate) struct CharSet {
     ascii: [bool; 128],
@@ -167,79 +169,49 @@ fn for_each_chunk<'a>(text: &'a str, mut f: impl FnMut(&'a str)) {
     });
 }
 
-/// Per byte: 0 for a byte that cannot start a whitespace char (most), 1 for ASCII
-/// whitespace, 2 for a lead byte some non-ASCII whitespace chars start with.
-const SPACE_CLASS: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let ascii = [b' ', b'\t', b'\n', 0x0b, 0x0c, b'\r'];
-    let mut i = 0;
-    while i < ascii.len() {
-        table[ascii[i] as usize] = 1;
-        i += 1;
-    }
-    table[0xc2] = 2;
-    table[0xe1] = 2;
-    table[0xe2] = 2;
-    table[0xe3] = 2;
-    table
-};
-
-/// Per byte: [`MAY_BE_SPACE`] where [`SPACE_CLASS`] is not 0, [`NOT_ALPHANUMERIC`] for a byte
-/// that is not an ASCII letter or digit, [`LETTER`] for an ASCII letter.
-const CHUNK_CLASS: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        if SPACE_CLASS[b] != 0 {
-            table[b] |= MAY_BE_SPACE;
-        }
-        if !(b as u8).is_ascii_alphanumeric() {
-            table[b] |= NOT_ALPHANUMERIC;
-        }
-        if (b as u8).is_ascii_alphabetic() {
-            table[b] |= LETTER;
-        }
-        b += 1;
-    }
-    table
-};
-const MAY_BE_SPACE: u8 = 1;
+/// Classes of a chunk, from [`chunks_while`]: some byte is not an ASCII letter or digit; some
+/// byte is an ASCII letter.
 const NOT_ALPHANUMERIC: u8 = 2;
 const LETTER: u8 = 4;
 
 /// Calls `f` with each chunk `text.split_whitespace()` yields, in order, and the union of its
-/// bytes' [`CHUNK_CLASS`]es, until `f` returns false. Found on the bytes: the
-/// UTF-8 encoding of every Unicode whitespace char starts with an ASCII byte or with one of
-/// 0xC2, 0xE1, 0xE2, 0xE3, so other bytes need no decoding.
+/// bytes' classes ([`NOT_ALPHANUMERIC`], [`LETTER`]), until `f` returns false. Found
+/// on the bytes' [`masks::BlockMasks`]: the UTF-8 encoding of every Unicode whitespace char
+/// starts with an ASCII whitespace byte or with one of 0xC2, 0xE1, 0xE2, 0xE3, so only those
+/// bytes can end a chunk, and only the last four need decoding.
 #[inline(always)]
 fn chunks_while<'a>(text: &'a str, mut f: impl FnMut(&'a str, u8) -> bool) {
     let b = text.as_bytes();
+    let n = b.len();
+    let mut masks = masks::BlockMasks::new(b);
+    let lead_at = |m: &masks::Masks, i: usize| m.lead >> (i & 63) & 1 == 1;
     let mut i = 0usize;
     loop {
-        // Whitespace before the chunk.
-        while i < b.len() {
-            let space = space_at(b, i);
+        // Whitespace before the chunk: skip ASCII whitespace a block at a time; a lead byte
+        // is whitespace only when its char is.
+        loop {
+            let Some((at, m)) = first_outside_space(&mut masks, i, n) else {
+                return;
+            };
+            i = at;
+            let space = if lead_at(&m, i) {
+                whitespace_len(&b[i..])
+            } else {
+                0
+            };
             if space == 0 {
                 break;
             }
             i += space;
         }
-        if i >= b.len() {
-            return;
-        }
         let start = i;
-        // The chunk: bytes that start no whitespace char, by one table lookup each.
+        // The chunk: up to the next ASCII whitespace or lead byte of a whitespace char, with
+        // the classes of the bytes on the way.
         let mut classes = 0u8;
         loop {
-            while i < b.len() {
-                let class = CHUNK_CLASS[usize::from(b[i])];
-                if class & MAY_BE_SPACE != 0 {
-                    break;
-                }
-                classes |= class;
-                i += 1;
-            }
-            if i >= b.len() || space_at(b, i) != 0 {
+            let m;
+            (i, m) = next_boundary(&mut masks, i, n, &mut classes);
+            if i >= n || !lead_at(&m, i) || whitespace_len(&b[i..]) != 0 {
                 break;
             }
             // A lead byte of a non-ASCII char that is not whitespace.
@@ -253,13 +225,59 @@ fn chunks_while<'a>(text: &'a str, mut f: impl FnMut(&'a str, u8) -> bool) {
     }
 }
 
-/// Byte length of the whitespace char at `b[i]` (0 when it starts no whitespace char).
+/// The first byte at or after `i` that is not ASCII whitespace, with its block's masks; `None`
+/// when there is none before `n`.
 #[inline(always)]
-fn space_at(b: &[u8], i: usize) -> usize {
-    match SPACE_CLASS[usize::from(b[i])] {
-        0 => 0,
-        1 => 1,
-        _ => whitespace_len(&b[i..]),
+fn first_outside_space(
+    masks: &mut masks::BlockMasks,
+    mut i: usize,
+    n: usize,
+) -> Option<(usize, masks::Masks)> {
+    while i < n {
+        let m = masks.get(i / 64);
+        let rest = !m.space >> (i & 63);
+        if rest != 0 {
+            let at = i + rest.trailing_zeros() as usize;
+            // The padding after the text's end is spaces: `at` is inside the text.
+            return Some((at, m));
+        }
+        i = (i / 64 + 1) * 64;
+    }
+    None
+}
+
+/// The first byte at or after `i` that is ASCII whitespace or a whitespace lead byte (`n` when
+/// none is before the end), with its block's masks; the classes of the bytes from `i` up to it
+/// are added to `classes`.
+#[inline(always)]
+fn next_boundary(
+    masks: &mut masks::BlockMasks,
+    mut i: usize,
+    n: usize,
+    classes: &mut u8,
+) -> (usize, masks::Masks) {
+    loop {
+        let m = masks.get(i / 64);
+        let off = i & 63;
+        let ends = (m.space | m.lead) >> off;
+        // Bytes of this block before the boundary (to the block's end when there is none).
+        let len = if ends != 0 {
+            ends.trailing_zeros()
+        } else {
+            64 - off as u32
+        };
+        let range = u64::MAX.checked_shr(64 - len).unwrap_or(0);
+        if (m.not_alphanumeric >> off) & range != 0 {
+            *classes |= NOT_ALPHANUMERIC;
+        }
+        if (m.letter >> off) & range != 0 {
+            *classes |= LETTER;
+        }
+        i += len as usize;
+        if ends != 0 || i >= n {
+            // The padding after the end is spaces: a boundary at `n` at the latest.
+            return (i.min(n), m);
+        }
     }
 }
 
@@ -806,6 +824,32 @@ mod tests {
             let mut chunks = Vec::new();
             for_each_chunk(&text, |x| chunks.push(x));
             proptest::prop_assert_eq!(chunks, text.split_whitespace().collect::<Vec<_>>());
+        }
+
+        /// Across 64-byte blocks too: the chunks are split_whitespace's, each with the classes
+        /// of its bytes.
+        #[test]
+        fn long_chunks_and_classes_are_the_bytes(text in "([a-z0-9]{0,70}|[ \t\n\u{a0}\u{2009}\u{3000}]{1,70}|[A-Z.,é’日]{1,5}){0,12}") {
+            let mut found = Vec::new();
+            chunks_while(&text, |chunk, classes| {
+                found.push((chunk, classes));
+                true
+            });
+            let expected: Vec<(&str, u8)> = text
+                .split_whitespace()
+                .map(|w| {
+                    let b = w.as_bytes();
+                    let mut classes = 0;
+                    if !b.iter().all(u8::is_ascii_alphanumeric) {
+                        classes |= NOT_ALPHANUMERIC;
+                    }
+                    if b.iter().any(u8::is_ascii_alphabetic) {
+                        classes |= LETTER;
+                    }
+                    (w, classes)
+                })
+                .collect();
+            proptest::prop_assert_eq!(found, expected);
         }
 
         /// The bounded word count is split_whitespace's, for every bound.
