@@ -558,14 +558,22 @@ fn suffix_len(s: &str) -> Option<usize> {
     None
 }
 
+/// Whether an infix can start at `c`: every rule of [`split_infixes_at`] starts at one of these.
+#[inline]
+fn may_start_infix(c: char) -> bool {
+    matches!(
+        c,
+        '.' | '…' | '+' | '-' | '*' | '^' | ',' | '–' | '—' | '~' | ':' | '<' | '>' | '=' | '/'
+    )
+}
+
 fn split_infixes<'a>(s: &'a str, out: &mut Vec<&'a str>) {
-    let may_split = |c: char| {
-        matches!(
-            c,
-            '.' | '…' | '+' | '-' | '*' | '^' | ',' | '–' | '—' | '~' | ':' | '<' | '>' | '=' | '/'
-        )
+    let may_split = if s.is_ascii() {
+        s.bytes().skip(1).any(|b| may_start_infix(char::from(b)))
+    } else {
+        s.chars().skip(1).any(may_start_infix)
     };
-    if !s.chars().skip(1).any(may_split) {
+    if !may_split {
         out.push(s);
         return;
     }
@@ -592,6 +600,12 @@ fn split_infixes_at<'a>(
     let mut i = 0usize;
     while i < len {
         let (pos, c) = char_at(i);
+        // Most chars are letters, at which no rule below can start: skip them before looking
+        // at their neighbours.
+        if !may_start_infix(c) {
+            i += 1;
+            continue;
+        }
         let prev = if i > 0 { Some(char_at(i - 1).1) } else { None };
         let next = (i + 1 < len).then(|| char_at(i + 1).1);
         // Length in chars of an infix starting at i, if one does.
