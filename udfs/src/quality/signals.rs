@@ -885,8 +885,9 @@ const fn ascii_lower_key(w: &[u8]) -> Option<u64> {
 }
 
 /// True when at least [`ENGLISH_FUNCTION_SHARE`] of the prefix's words (alphabetic runs, at
-/// least [`ENGLISH_CHECK_MIN_WORDS`] of them) are English function words.
-fn plainly_english(prefix: &str) -> bool {
+/// least [`ENGLISH_CHECK_MIN_WORDS`] of them) are English function words. `ascii`: whether
+/// the prefix is all ASCII (its caller knows it already).
+fn plainly_english(prefix: &str, ascii: bool) -> bool {
     let (mut words, mut hits) = (0usize, 0usize);
     let mut count = |w: &[u8]| {
         if w.is_empty() {
@@ -897,7 +898,7 @@ fn plainly_english(prefix: &str) -> bool {
             hits += 1;
         }
     };
-    if prefix.is_ascii() {
+    if ascii {
         // The same words on the bytes: an ASCII char is alphabetic when it is a letter.
         prefix
             .as_bytes()
@@ -916,8 +917,10 @@ fn plainly_english(prefix: &str) -> bool {
 /// scoring was half of quality_score's time), whatlang's answer otherwise.
 fn language(text: &str, s: &mut Signals) {
     let head = &text.as_bytes()[..text.len().min(LANGUAGE_PREFIX_CHARS)];
-    // An ASCII head is the prefix itself (one char per byte): no char-by-char walk.
-    let prefix_end = if head.is_ascii() {
+    // An ASCII head is the prefix itself (one char per byte): no char-by-char walk. Otherwise
+    // the prefix holds the head's non-ASCII byte.
+    let ascii = head.is_ascii();
+    let prefix_end = if ascii {
         head.len()
     } else {
         text.char_indices()
@@ -925,7 +928,7 @@ fn language(text: &str, s: &mut Signals) {
             .map_or(text.len(), |(i, _)| i)
     };
     let prefix = &text[..prefix_end];
-    if plainly_english(prefix) {
+    if plainly_english(prefix, ascii) {
         s.language = Some("eng");
         s.language_confidence = 1.0;
     } else if let Some(info) = whatlang::detect(prefix) {
@@ -1075,18 +1078,21 @@ mod tests {
             }
             let expected =
                 n >= ENGLISH_CHECK_MIN_WORDS && hits as f64 >= ENGLISH_FUNCTION_SHARE * n as f64;
-            proptest::prop_assert_eq!(plainly_english(&text), expected);
+            proptest::prop_assert_eq!(plainly_english(&text, text.is_ascii()), expected);
         }
     }
 
     #[test]
     fn plainly_english_needs_function_words_and_length() {
-        assert!(plainly_english(PROSE));
-        assert!(!plainly_english("The end of the story."), "too few words");
+        assert!(plainly_english(PROSE, true));
+        assert!(
+            !plainly_english("The end of the story.", true),
+            "too few words"
+        );
         let german = "Der Ausschuss hat am Dienstag den Vorschlag geprüft und beschlossen, \
             dass der Plan vor der Abstimmung sorgfältig überarbeitet werden muss, weil das Budget \
             für die beschriebene Arbeit zu klein ist und der Zeitplan wenig Zeit lässt.";
-        assert!(!plainly_english(german));
+        assert!(!plainly_english(german, german.is_ascii()));
         assert_eq!(compute(german).language, Some("deu"));
         let s = compute(PROSE);
         assert_eq!((s.language, s.language_confidence), (Some("eng"), 1.0));
