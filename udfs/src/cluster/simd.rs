@@ -1,7 +1,7 @@
 //! The two places samplemix calls into `unsafe` code for the nearest-centroid kernels:
 //! `matrixmultiply::sgemm` (raw pointers) and an AVX-512 micro-kernel (intrinsics under a
 //! run-time feature check). The crate's only other `unsafe` code, under the same kind of check:
-//! the call of `mix::exp::exp_into`'s AVX-512 copy of its safe loop, the AVX-512 id hashes
+//! the calls of the AVX-512 copies of two safe loops (`mix::exp::exp_into`, the dot products of `cluster::metric::CosineColumns`), the AVX-512 id hashes
 //! of `hash/avx512.rs`, and the AVX-512 byte masks of `quality/tokenize/masks.rs`. This module checks every size a pointer relies on before the `unsafe`
 //! block that uses it.
 #![allow(unsafe_code)]

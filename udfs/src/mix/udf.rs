@@ -1,7 +1,13 @@
 //! SQL glue for the scalar helpers of the mix: `samplemix_uniform`, `samplemix_round`,
 //! `samplemix_exp`, `samplemix_lookup`, `samplemix_distance` and `samplemix_assert`.
 
+use std::cell::RefCell;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, LazyLock};
+
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, Int64Builder};
 use datafusion::arrow::buffer::NullBuffer;
@@ -11,8 +17,8 @@ use datafusion::common::utils::take_function_args;
 use datafusion::common::{exec_err, plan_err, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
-    TypeSignature, Volatility,
+    ColumnarValue, Documentation, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl,
+    Signature, TypeSignature, Volatility,
 };
 
 use super::lookup::KeyIndex;
@@ -510,25 +516,36 @@ static LOOKUP_DOC: LazyLock<Documentation> = LazyLock::new(|| {
          For a small table (per-cluster figures, say) it replaces a join: each row's key is \
          looked up directly, and no other column is copied. samplemix_weights gives each row \
          its cluster's figures this way. keys and values are constant lists of the same \
-         length; the keys are distinct integers.",
+         length; the keys are distinct integers. Either may also be a constant string: the \
+         base64 of little-endian 8-byte items (Int64 keys, Float64 values), as \
+         encode(bytes, 'base64') writes it. samplemix_weights writes its per-cluster tables \
+         so: DataFusion copies a string when it plans, but formats a list item by item, \
+         dozens of times per query.",
         "samplemix_lookup(key, keys, values)",
     )
     .with_sql_example("SELECT samplemix_lookup(cluster, [0, 1, 2], [0.5, 1.25, 2.0]) FROM scored;")
     .with_argument("key", "Integer expression.")
-    .with_argument("keys", "Constant list of distinct integers.")
+    .with_argument(
+        "keys",
+        "Constant list of distinct integers (or base64 of little-endian Int64s).",
+    )
     .with_argument(
         "values",
-        "Constant list of numbers, as long as keys (taken as Float64).",
+        "Constant list of numbers, as long as keys, taken as Float64 (or base64 of \
+         little-endian Float64s).",
     )
     .build()
 });
 
-/// A constant list argument of `samplemix_lookup` as the array of its elements.
+/// A constant list (or packed string) argument of `samplemix_lookup` as the array of its elements.
 fn lookup_list(value: &ScalarValue, argument: &str, item: &DataType) -> Result<ArrayRef> {
     let list = match value {
         ScalarValue::List(a) if a.len() == 1 && a.is_valid(0) => a.value(0),
         ScalarValue::LargeList(a) if a.len() == 1 && a.is_valid(0) => a.value(0),
         ScalarValue::FixedSizeList(a) if a.len() == 1 && a.is_valid(0) => a.value(0),
+        ScalarValue::Utf8(Some(t))
+        | ScalarValue::LargeUtf8(Some(t))
+        | ScalarValue::Utf8View(Some(t)) => return packed_items(t, argument, item),
         v if v.is_null() => return exec_err!("{LOOKUP}: argument '{argument}' must not be NULL"),
         v => {
             return exec_err!(
@@ -538,6 +555,47 @@ fn lookup_list(value: &ScalarValue, argument: &str, item: &DataType) -> Result<A
         }
     };
     Ok(cast(&list, item)?)
+}
+
+/// base64 that takes its padding or leaves it out (`encode(x, 'base64')` leaves it out).
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// The items of a packed table argument: base64 of little-endian 8-byte items, Int64 keys or
+/// Float64 values.
+fn packed_items(text: &str, argument: &str, item: &DataType) -> Result<ArrayRef> {
+    let bytes = match BASE64.decode(text) {
+        Ok(b) if b.len() % 8 == 0 => b,
+        Ok(b) => {
+            return exec_err!(
+                "{LOOKUP}: argument '{argument}' as a string must be base64 of 8-byte items, got {} bytes",
+                b.len()
+            )
+        }
+        Err(e) => {
+            return exec_err!(
+                "{LOOKUP}: argument '{argument}' as a string must be base64 of 8-byte items: {e}"
+            )
+        }
+    };
+    let words = bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("8-byte chunk")));
+    Ok(if *item == DataType::Int64 {
+        Arc::new(Int64Array::from_iter_values(words.map(|w| w as i64)))
+    } else {
+        Arc::new(Float64Array::from_iter_values(words.map(f64::from_bits)))
+    })
+}
+
+/// A packed table argument of `samplemix_lookup` (see [`packed_items`]): the 8-byte `words`.
+pub fn lookup_packed(words: impl IntoIterator<Item = u64>) -> ScalarValue {
+    let bytes: Vec<u8> = words.into_iter().flat_map(u64::to_le_bytes).collect();
+    ScalarValue::Utf8(Some(BASE64.encode(bytes)))
 }
 
 /// The table of a `samplemix_lookup` call: its key index and values, checked (lists, equal
@@ -561,12 +619,71 @@ fn lookup_table(keys: &ScalarValue, values: &ScalarValue) -> Result<(KeyIndex, F
     Ok((index, v.as_primitive::<Float64Type>().clone()))
 }
 
-/// Whether `t` is a list type whose items satisfy `item`.
-fn is_list_of(t: &DataType, item: impl Fn(&DataType) -> bool) -> bool {
+/// Constant tables up to this long keep their items in `samplemix_lookup`'s column name.
+const NAMED_ITEMS: usize = 16;
+
+/// The number of items of a constant list or packed table (None when `v` is neither).
+fn table_length(v: &ScalarValue) -> Option<usize> {
+    match v {
+        ScalarValue::List(a) if a.len() == 1 => Some(a.value_length(0) as usize),
+        ScalarValue::LargeList(a) if a.len() == 1 => Some(a.value_length(0) as usize),
+        ScalarValue::FixedSizeList(a) if a.len() == 1 => Some(a.value_length() as usize),
+        // Four base64 characters per three bytes.
+        ScalarValue::Utf8(Some(t))
+        | ScalarValue::LargeUtf8(Some(t))
+        | ScalarValue::Utf8View(Some(t)) => Some(t.len() * 3 / 4 / 8),
+        _ => None,
+    }
+}
+
+/// A long constant table in a column name: its length and a hash of its items, so that two
+/// lookups with different tables still name different columns.
+fn long_table_name(v: &ScalarValue) -> String {
+    let mut hasher = std::hash::DefaultHasher::new();
+    v.hash(&mut hasher);
+    let n = table_length(v).unwrap_or(0);
+    format!("{}[{n} items #{:016x}]", v.data_type(), hasher.finish())
+}
+
+/// A checked table: its key index and values.
+type Table = Arc<(KeyIndex, Float64Array)>;
+
+/// Packed tables kept decoded per thread (the few a plan's lookups use).
+const CACHED_TABLES: usize = 8;
+
+thread_local! {
+    /// Packed tables this thread decoded, with their two texts: a plan hands the same strings
+    /// to every batch, and decoding them (and indexing the keys) for each would cost more
+    /// than comparing them.
+    static PACKED_TABLES: RefCell<Vec<(String, String, Table)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The table of `keys` and `values`: from the thread's cache when both are packed strings.
+fn table_of(keys: &ScalarValue, values: &ScalarValue) -> Result<Table> {
+    let (ScalarValue::Utf8(Some(k)), ScalarValue::Utf8(Some(v))) = (keys, values) else {
+        return Ok(Arc::new(lookup_table(keys, values)?));
+    };
+    PACKED_TABLES.with(|cell| {
+        let mut cache = cell.borrow_mut();
+        if let Some((_, _, t)) = cache.iter().find(|(ck, cv, _)| ck == k && cv == v) {
+            return Ok(Arc::clone(t));
+        }
+        let t = Arc::new(lookup_table(keys, values)?);
+        if cache.len() == CACHED_TABLES {
+            cache.remove(0);
+        }
+        cache.push((k.clone(), v.clone(), Arc::clone(&t)));
+        Ok(t)
+    })
+}
+
+/// Whether `t` is a list type whose items satisfy `item`, or a string (a packed table).
+fn is_table_of(t: &DataType, item: impl Fn(&DataType) -> bool) -> bool {
     match t {
         DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
             item(f.data_type())
         }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
         _ => false,
     }
 }
@@ -602,15 +719,30 @@ impl ScalarUDFImpl for Lookup {
             ),
             (types[2], "values", "numbers", DataType::is_numeric),
         ] {
-            if !is_list_of(t, |t| item(t) || *t == DataType::Null) {
+            if !is_table_of(t, |t| item(t) || *t == DataType::Null) {
                 return plan_err!(
-                    "{LOOKUP}: argument '{argument}' must be a list of {items}, got {t}"
+                    "{LOOKUP}: argument '{argument}' must be a list of {items} (or a packed string), got {t}"
                 );
             }
         }
         // A list written in SQL (`[0, 1]`) is still a function call here, folded into a
         // constant later: the lists themselves are checked when the function runs.
         Ok(Arc::new(Field::new(LOOKUP, DataType::Float64, true)))
+    }
+    fn schema_name(&self, args: &[Expr]) -> Result<String> {
+        // The planner names a column each time it rebuilds a projection, dozens of times per
+        // query: with lists of k = 1,024 items, formatting them each time took 10-17 ms of
+        // serial planning per samplemix_weights call (and made an unreadable column name).
+        let names = args
+            .iter()
+            .map(|a| match a {
+                Expr::Literal(v, _) if table_length(v).is_some_and(|n| n > NAMED_ITEMS) => {
+                    Ok(long_table_name(v))
+                }
+                a => Ok(a.schema_name().to_string()),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(format!("{LOOKUP}({})", names.join(",")))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let [key, keys, values] = take_function_args(LOOKUP, &args.args)?;
@@ -619,7 +751,8 @@ impl ScalarUDFImpl for Lookup {
                 "{LOOKUP}: arguments 'keys' and 'values' must be constant lists, not columns"
             );
         };
-        let (index, values) = lookup_table(keys, values)?;
+        let table = table_of(keys, values)?;
+        let (index, values) = (&table.0, &table.1);
         let scalar = matches!(key, ColumnarValue::Scalar(_));
         let key = key.to_array(if scalar { 1 } else { args.number_rows })?;
         let key = cast(&key, &DataType::Int64)?;
@@ -784,5 +917,46 @@ impl ScalarUDFImpl for Assert {
     }
     fn documentation(&self) -> Option<&Documentation> {
         Some(&ASSERT_DOC)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_tables_round_trip_every_bit_pattern() {
+        let keys = [0i64, -1, i64::MIN, i64::MAX, 1 << 40];
+        let values = [
+            0.5f64,
+            -0.0,
+            f64::MIN_POSITIVE / 4.0,
+            f64::INFINITY,
+            f64::NAN,
+        ];
+        let text = |v: ScalarValue| match v {
+            ScalarValue::Utf8(Some(t)) => t,
+            v => panic!("not a packed string: {v:?}"),
+        };
+        let k = text(lookup_packed(keys.iter().map(|k| *k as u64)));
+        let v = text(lookup_packed(values.iter().map(|v| v.to_bits())));
+        let k = packed_items(&k, "keys", &DataType::Int64).unwrap();
+        let v = packed_items(&v, "values", &DataType::Float64).unwrap();
+        assert_eq!(k.as_primitive::<Int64Type>().values(), &keys);
+        let bits: Vec<u64> = v
+            .as_primitive::<Float64Type>()
+            .values()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect();
+        assert_eq!(bits, values.map(f64::to_bits));
+        // Padding or none, the same items; the table's length is read off the text.
+        let padded = "AAAAAAAA8D8AAAAAAAAAQA==";
+        let bare = padded.trim_end_matches('=');
+        for t in [padded, bare] {
+            let v = packed_items(t, "values", &DataType::Float64).unwrap();
+            assert_eq!(v.as_primitive::<Float64Type>().values(), &[1.0, 2.0]);
+            assert_eq!(table_length(&ScalarValue::from(t)), Some(2));
+        }
     }
 }

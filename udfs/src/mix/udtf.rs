@@ -11,8 +11,8 @@
 //!    numerator factors into a per-cluster and a per-row part, and the per-row part needs only
 //!    the quality range). It checks every value and does not read `id`. The k rows it returns
 //!    give the diversities, w_max, each cluster's factor a(j) and Z = Σ a(j)·S(j); they enter
-//!    the plan as constant lists that `samplemix_lookup` reads by cluster id (or, for sparse
-//!    ids, as a `VALUES` list joined to the rows) and literals, with κ·a(j) (κ = scale / Z)
+//!    the plan as constant packed tables that `samplemix_lookup` reads by cluster id (or, for
+//!    sparse ids, as a `VALUES` list joined to the rows) and literals, with κ·a(j) (κ = scale / Z)
 //!    premultiplied, so a row's expected count is one product;
 //! 2. the output projection: the only pass the returned plan makes.
 //!
@@ -53,7 +53,7 @@ use futures::FutureExt;
 use super::exp::exp as portable_exp;
 use super::lookup::KeyIndex;
 use super::udaf::exact_sum_udaf;
-use super::udf::{assert_udf, exp_udf, lookup_udf, round_udf};
+use super::udf::{assert_udf, exp_udf, lookup_packed, lookup_udf, round_udf};
 use super::udwf::systematic_round_udwf;
 use super::weights::{separation, ExactSum, Mode, Separation};
 use crate::args::{
@@ -450,20 +450,22 @@ fn check_schemas(
     Ok(())
 }
 
-/// Stage 1: `__c_cl` (every centroid's cluster id) and `__sep`, its separation from the
-/// other centroids (mean or min of `samplemix_distance`; 0 with a single centroid), computed
-/// here from the k centroids already read for validation ([`separation`], the same f64
-/// distances and exact sum the SQL form uses) and entered as a `VALUES` list: a k × k join in
-/// the plan took longer than a pass over ten million scored rows.
-fn separation_plan(state: &SessionState, centroids: &Centroids, p: &Params) -> Result<DataFrame> {
-    let rows: Vec<Vec<Expr>> = centroids
-        .ids()
-        .iter()
-        .zip(separation(centroids, p.separation))
-        .map(|(id, sep)| vec![lit(i64::from(*id)), lit(sep)])
-        .collect();
-    let plan = named_values(rows, &["__c_cl", "__sep"])?;
-    Ok(DataFrame::new(state.clone(), plan))
+/// Stage 1: each centroid's separation from the other centroids (mean or min of
+/// `samplemix_distance`; 0 with a single centroid), computed here from the k centroids already
+/// read for validation ([`separation`], the same f64 distances and exact sum the SQL form uses)
+/// and given to the per-cluster rows as a `samplemix_lookup` of their cluster in a packed
+/// table: a k × k join in the plan took longer than a pass over ten million scored rows, and a
+/// `VALUES` list of k rows cost the planner ~2k expressions to check and simplify. NULL for a
+/// cluster absent from the centroids.
+fn separation_lookup(centroids: &Centroids, p: &Params, cluster: Expr) -> Expr {
+    let ids = centroids.ids();
+    let keys = lookup_packed(ids.iter().map(|id| i64::from(*id) as u64));
+    let values = lookup_packed(
+        separation(centroids, p.separation)
+            .into_iter()
+            .map(f64::to_bits),
+    );
+    call(&lookup_udf(), vec![cluster, lit(keys), lit(values)])
 }
 
 /// Columns that cross stage boundaries. The scored rows (stage 2): `id` and these four.
@@ -591,7 +593,7 @@ fn build(state: &SessionState, p: &Params) -> Result<DataFrame> {
             .build()?,
         ))
     };
-    let separation = separation_plan(state, &fitted, p)?;
+    let separation = separation_lookup(&fitted, p, col("__k_cl"));
     let checked = checked_quality_range(&scan)?;
     let softmax = Softmax::new(checked.qmin, checked.qmax, p);
     let clusters = cluster_table(state, &scan, separation, &softmax, checked.int64_tokens, p)?;
@@ -630,13 +632,13 @@ struct Clusters {
 }
 
 /// Stage 3, the statistics pass over the rows: per cluster rows, tokens, Σ distance
-/// (→ compactness), top quality and S(j) ([`Softmax`]); joined with the separation, then
+/// (→ compactness), top quality and S(j) ([`Softmax`]); with the separation, then
 /// diversity (separation / compactness, with the small-cluster guard) and its normalisation
 /// over those k rows. The rest (w_max, a(j), Z) is arithmetic on the k collected rows.
 fn cluster_table(
     state: &SessionState,
     scan: &dyn Fn() -> Result<DataFrame>,
-    separation: DataFrame,
+    separation: Expr,
     softmax: &Softmax,
     int64_tokens: bool,
     p: &Params,
@@ -666,15 +668,15 @@ fn cluster_table(
     }
     let per_cluster =
         scored_rows(scan()?)?.aggregate(vec![col(CLUSTER).alias("__k_cl")], aggregates)?;
-    let clusters = separation
-        .join(per_cluster, JoinType::Right, &["__c_cl"], &["__k_cl"], None)?
+    let clusters = per_cluster
+        .with_column("__sep", separation)?
         .with_column(
             K_CLUSTER,
             call(
                 &assert,
                 vec![
                     col("__k_cl"),
-                    col("__c_cl").is_not_null(),
+                    col("__sep").is_not_null(),
                     lit(format!(
                         "{NAME}: a cluster of 'scored' is absent from 'centroids' ('{}'): cluster ",
                         p.centroids
@@ -779,9 +781,9 @@ fn cluster_table(
 
 impl Clusters {
     /// The scored rows with their cluster's columns ([`K_CLUSTER`] aside): each looked up by
-    /// `samplemix_lookup` in constant lists when the cluster ids are dense (as `kmeans_fit`
-    /// numbers them), which reads only the cluster column; otherwise by a hash join with
-    /// [`Clusters::plan`] (a lookup would rebuild a hash map of all ids for every batch).
+    /// `samplemix_lookup` in constant packed tables when the cluster ids are dense (as
+    /// `kmeans_fit` numbers them), which reads only the cluster column; otherwise by a hash
+    /// join with [`Clusters::plan`].
     fn attach(&self, state: &SessionState, scan: DataFrame, kappa: f64) -> Result<DataFrame> {
         let rows = scored_rows(scan)?;
         let ids: Vec<i64> = self.table.iter().map(|(id, _)| *id).collect();
@@ -795,25 +797,12 @@ impl Clusters {
                 None,
             );
         }
-        let list = |values: Vec<ScalarValue>, item: DataType| {
-            lit(ScalarValue::List(ScalarValue::new_list_nullable(
-                &values, &item,
-            )))
-        };
-        let keys = list(
-            ids.into_iter().map(ScalarValue::from).collect(),
-            DataType::Int64,
-        );
+        // Packed tables (strings), not lists: the planner formats a list constant item by item
+        // each time it names or checks an expression, dozens of times per query.
+        let keys = lit(lookup_packed(ids.into_iter().map(|id| id as u64)));
         let column = |f: &dyn Fn(&[f64; 4]) -> f64| {
-            let values = self
-                .table
-                .iter()
-                .map(|(_, v)| ScalarValue::from(f(v)))
-                .collect();
-            call(
-                &lookup_udf(),
-                vec![col(CLUSTER), keys.clone(), list(values, DataType::Float64)],
-            )
+            let values = lookup_packed(self.table.iter().map(|(_, v)| f(v).to_bits()));
+            call(&lookup_udf(), vec![col(CLUSTER), keys.clone(), lit(values)])
         };
         rows.with_column(DIVERSITY, column(&|v| v[0]))?
             .with_column(DIVERSITY_NORM, column(&|v| v[1]))?
