@@ -49,13 +49,21 @@ impl Metric {
     }
 }
 
-/// 1 − dot / (|a|·|b|), clamped at 0; 1 when either vector is zero (it has no direction, so it
-/// counts as orthogonal to everything).
+/// 1 − dot / (|a|·|b|), clamped at 0, from the dot product and the sums of squares `na`, `nb`;
+/// 1 when either vector is zero (it has no direction, so it counts as orthogonal to everything).
 fn cosine_from(dot: f64, na: f64, nb: f64) -> f64 {
-    if na == 0.0 || nb == 0.0 {
+    cosine_from_roots(dot, na.sqrt(), nb.sqrt())
+}
+
+/// [`cosine_from`] with the square roots |a|, |b| already taken (zero exactly when the sums of
+/// squares are). Without a branch, so that a loop over it vectorises.
+#[inline(always)]
+fn cosine_from_roots(dot: f64, ra: f64, rb: f64) -> f64 {
+    let d = (1.0 - dot / (ra * rb)).max(0.0);
+    if ra == 0.0 || rb == 0.0 {
         1.0
     } else {
-        (1.0 - dot / (na.sqrt() * nb.sqrt())).max(0.0)
+        d
     }
 }
 
@@ -206,13 +214,11 @@ fn cosines_avx512(c: &CosineColumns, xs: &[f64], root: f64, from: usize, out: &m
     finish_cosines(out, root, &c.roots[from..]);
 }
 
-/// Dot products into distances: `cosine_from` with the square roots taken once per vector
-/// (the same values), without a branch so that the loop vectorises.
+/// Dot products into distances, with the square roots taken once per vector.
 #[inline(always)]
 fn finish_cosines(out: &mut [f64], root: f64, roots: &[f64]) {
     for (o, rb) in out.iter_mut().zip(roots) {
-        let d = (1.0 - *o / (root * rb)).max(0.0);
-        *o = if root == 0.0 || *rb == 0.0 { 1.0 } else { d };
+        *o = cosine_from_roots(*o, root, *rb);
     }
 }
 

@@ -539,13 +539,13 @@ static LOOKUP_DOC: LazyLock<Documentation> = LazyLock::new(|| {
 
 /// A constant list (or packed string) argument of `samplemix_lookup` as the array of its elements.
 fn lookup_list(value: &ScalarValue, argument: &str, item: &DataType) -> Result<ArrayRef> {
+    if let Some(Some(text)) = value.try_as_str() {
+        return packed_items(text, argument, item);
+    }
     let list = match value {
         ScalarValue::List(a) if a.len() == 1 && a.is_valid(0) => a.value(0),
         ScalarValue::LargeList(a) if a.len() == 1 && a.is_valid(0) => a.value(0),
         ScalarValue::FixedSizeList(a) if a.len() == 1 && a.is_valid(0) => a.value(0),
-        ScalarValue::Utf8(Some(t))
-        | ScalarValue::LargeUtf8(Some(t))
-        | ScalarValue::Utf8View(Some(t)) => return packed_items(t, argument, item),
         v if v.is_null() => return exec_err!("{LOOKUP}: argument '{argument}' must not be NULL"),
         v => {
             return exec_err!(
@@ -629,10 +629,7 @@ fn table_length(v: &ScalarValue) -> Option<usize> {
         ScalarValue::LargeList(a) if a.len() == 1 => Some(a.value_length(0) as usize),
         ScalarValue::FixedSizeList(a) if a.len() == 1 => Some(a.value_length() as usize),
         // Four base64 characters per three bytes.
-        ScalarValue::Utf8(Some(t))
-        | ScalarValue::LargeUtf8(Some(t))
-        | ScalarValue::Utf8View(Some(t)) => Some(t.len() * 3 / 4 / 8),
-        _ => None,
+        v => v.try_as_str().flatten().map(|t| t.len() * 3 / 4 / 8),
     }
 }
 
@@ -660,7 +657,7 @@ thread_local! {
 
 /// The table of `keys` and `values`: from the thread's cache when both are packed strings.
 fn table_of(keys: &ScalarValue, values: &ScalarValue) -> Result<Table> {
-    let (ScalarValue::Utf8(Some(k)), ScalarValue::Utf8(Some(v))) = (keys, values) else {
+    let (Some(Some(k)), Some(Some(v))) = (keys.try_as_str(), values.try_as_str()) else {
         return Ok(Arc::new(lookup_table(keys, values)?));
     };
     PACKED_TABLES.with(|cell| {
@@ -672,7 +669,7 @@ fn table_of(keys: &ScalarValue, values: &ScalarValue) -> Result<Table> {
         if cache.len() == CACHED_TABLES {
             cache.remove(0);
         }
-        cache.push((k.clone(), v.clone(), Arc::clone(&t)));
+        cache.push((k.to_owned(), v.to_owned(), Arc::clone(&t)));
         Ok(t)
     })
 }

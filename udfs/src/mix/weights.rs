@@ -150,43 +150,24 @@ impl Partial {
             mins: vec![f64::INFINITY; if mode == Separation::Min { k } else { 0 }],
         };
         let mut out = vec![0.0; k];
-        // The fast parts (2^-64 units) of the sums, apart from the full ones as in the grouped
-        // exact sum: each takes at most k − 1 values below 2^94, so no i128 can overflow.
-        let mut fast = vec![0i128; part.sums.len()];
         // The distance is symmetric bit for bit (products commute, sums run in index order),
         // so each pair is computed once and counted for both ends.
         for i in rows {
             let row = &mut out[..k - i - 1];
             distances_from(i, row);
-            match mode {
-                Separation::Mean => {
-                    let mut own = 0i128;
-                    for (j, d) in (i + 1..k).zip(row.iter()) {
-                        match ExactSum::fast_units(*d) {
-                            Some(units) => {
-                                own += units;
-                                fast[j] += units;
-                            }
-                            // Distances between finite f32 vectors are finite and far below
-                            // 4.6e18.
-                            None => {
-                                part.sums[i].add(*d).unwrap_or_default();
-                                part.sums[j].add(*d).unwrap_or_default();
-                            }
-                        }
+            for (j, d) in (i + 1..k).zip(row.iter()) {
+                match mode {
+                    Separation::Mean => {
+                        // Distances between finite f32 vectors are finite and far below 4.6e18.
+                        part.sums[i].add(*d).unwrap_or_default();
+                        part.sums[j].add(*d).unwrap_or_default();
                     }
-                    fast[i] += own;
-                }
-                Separation::Min => {
-                    for (j, d) in (i + 1..k).zip(row.iter()) {
+                    Separation::Min => {
                         part.mins[i] = part.mins[i].min(*d);
                         part.mins[j] = part.mins[j].min(*d);
                     }
                 }
             }
-        }
-        for (sum, units) in part.sums.iter_mut().zip(fast) {
-            sum.merge(&ExactSum::from_units(units)).unwrap_or_default();
         }
         part
     }
