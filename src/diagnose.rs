@@ -5,8 +5,9 @@
 //! panic inside the parquet crate. In a folder or an S3 prefix of thousands of shards that
 //! leaves the user nothing to act on. After a statement failed that way, the shell reads the
 //! footer of every Parquet file the statement could have read (its quoted paths and URLs, and
-//! the registered tables' locations) and names the first that does not open. This costs one
-//! footer read per file, and only after a failure.
+//! the registered tables' locations) and names the first that does not open; when every
+//! footer opens, it decodes every page of those files. This costs one footer read per file
+//! (and, for a corrupt page, a read of the files), and only after a failure.
 
 use datafusion::datasource::listing::{ListingTable, ListingTableUrl};
 use datafusion::object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
@@ -27,14 +28,42 @@ pub fn parser_hint(message: &str) -> Option<&'static str> {
     )
 }
 
-/// Whether `message` (an error's text) is a failure to read Parquet data.
+/// What to do about a subquery given where a table function takes a table: DataFusion plans
+/// each argument of a table function as a scalar expression, so `kmeans_fit((SELECT ...), ...)`
+/// fails with a message about scalar subqueries.
+pub fn subquery_hint(message: &str) -> Option<&'static str> {
+    message
+        .contains("The subquery should only return one column")
+        .then_some(
+            "a table function (kmeans_fit, near_duplicates, samplemix_weights, ...) takes a table \
+             name, a view or a path, not a subquery: CREATE VIEW v AS SELECT ... and pass v",
+        )
+}
+
+/// The first quoted `s3://` location of `sql` with a bucket name S3 cannot have, explained
+/// (a URL table's store is built before samplemix sees the statement, and the URL parser
+/// only says "invalid domain character").
+pub fn bad_s3_location(sql: &str) -> Option<String> {
+    sql.split('\'')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| s.starts_with("s3://"))
+        .find_map(|s| crate::check_s3_location(s).err())
+        .map(|e| e.strip_backtrace())
+}
+
+/// Whether `message` (an error's text) is a failure to read Parquet data (a footer, a page, a
+/// decompression of either).
 pub fn is_parquet_failure(message: &str) -> bool {
-    message.contains("Parquet error") || message.contains("Parquet file")
+    message.contains("Parquet")
 }
 
 /// The first Parquet file among the locations `sql` names or the session's tables read from
-/// whose footer does not open, with the reason.
+/// that does not read, with the reason: first every footer (one small read per file), then,
+/// when all footers open, every page of every file (a corrupt page inside a file with a valid
+/// footer).
 pub async fn find_corrupt_parquet(ctx: &SessionContext, sql: &str) -> Option<String> {
+    let mut all = Vec::new();
     for location in candidate_locations(ctx, sql).await {
         let Ok(url) = ListingTableUrl::parse(&location) else {
             continue;
@@ -51,14 +80,16 @@ pub async fn find_corrupt_parquet(ctx: &SessionContext, sql: &str) -> Option<Str
         };
         files.sort_by(|a, b| a.location.cmp(&b.location));
         for meta in files {
-            let path = meta.location.clone();
             let why = match footer(store.as_ref(), &meta).await {
                 Ok(bytes) => {
                     // A malformed footer can panic inside the parquet crate.
                     match std::panic::catch_unwind(|| {
                         ParquetMetaDataReader::decode_metadata(&bytes)
                     }) {
-                        Ok(Ok(_)) => continue,
+                        Ok(Ok(_)) => {
+                            all.push((url.clone(), store.clone(), meta));
+                            continue;
+                        }
                         Ok(Err(e)) => e.to_string(),
                         Err(_) => {
                             "its footer is malformed (the parquet reader panicked)".to_string()
@@ -67,15 +98,54 @@ pub async fn find_corrupt_parquet(ctx: &SessionContext, sql: &str) -> Option<Str
                 }
                 Err(why) => why,
             };
-            let shown = if url.scheme() == "file" {
-                format!("/{path}")
-            } else {
-                format!("{}{path}", url.object_store().as_str())
-            };
-            return Some(format!("the bad Parquet file is {shown}: {why}"));
+            return Some(named(&url, &meta, &why));
+        }
+    }
+    for (url, store, meta) in all {
+        if let Err(why) = read_all_pages(store.as_ref(), &meta).await {
+            return Some(named(&url, &meta, &why));
         }
     }
     None
+}
+
+fn named(url: &ListingTableUrl, meta: &ObjectMeta, why: &str) -> String {
+    let path = &meta.location;
+    let shown = if url.scheme() == "file" {
+        format!("/{path}")
+    } else {
+        format!("{}{path}", url.object_store().as_str())
+    };
+    format!("the bad Parquet file is {shown}: {why}")
+}
+
+/// Decode every page of a Parquet file (after a failure only: it reads the whole file).
+async fn read_all_pages(store: &dyn ObjectStore, meta: &ObjectMeta) -> Result<(), String> {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let bytes = store
+        .get(&meta.location)
+        .await
+        .map_err(|e| e.to_string())?
+        .bytes()
+        .await
+        .map_err(|e| e.to_string())?;
+    let decode = move || -> Result<(), String> {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .map_err(|e| e.to_string())?
+            .build()
+            .map_err(|e| e.to_string())?;
+        for batch in reader {
+            batch.map_err(|e| format!("a page does not decode: {e}"))?;
+        }
+        Ok(())
+    };
+    tokio::task::spawn_blocking(move || {
+        std::panic::catch_unwind(decode)
+            .unwrap_or_else(|_| Err("a page is malformed (the parquet reader panicked)".into()))
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// The Parquet metadata bytes of a file (its footer), or why they cannot be read.

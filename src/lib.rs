@@ -21,25 +21,36 @@ pub use samplemix_udfs::{all_udafs, all_udfs, all_udtfs, all_udwfs, register_all
 
 #[cfg(feature = "ballista")]
 pub mod cluster;
-mod diagnose;
-mod s3;
+mod copy;
+pub(crate) mod diagnose;
+pub mod panics;
+pub(crate) mod s3;
+pub mod script;
+mod session;
+mod store;
 mod url_tables;
-pub use diagnose::{find_corrupt_parquet, is_parquet_failure, parser_hint};
+pub use diagnose::{find_corrupt_parquet, is_parquet_failure, parser_hint, subquery_hint};
 pub use s3::{
-    check_endpoint, check_env_endpoint, S3Settings, SamplemixContext, SamplemixStoreRegistry,
+    check_endpoint, check_env_credentials, check_env_endpoint, check_s3_location, S3Settings,
+    SamplemixStoreRegistry,
 };
+pub use session::SamplemixContext;
+pub use store::{GuardedStore, ReadTimeouts};
 
 /// Version of the samplemix package.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Session configuration the shell uses: `information_schema` on (so `SHOW FUNCTIONS` and
-/// `information_schema.routines` describe our functions) and NULL printed as `NULL` unless
-/// `DATAFUSION_FORMAT_NULL` says otherwise (datafusion-cli's rule).
+/// `information_schema.routines` describe our functions), NULL printed as `NULL` unless
+/// `DATAFUSION_FORMAT_NULL` says otherwise (datafusion-cli's rule), and a
+/// [`samplemix_udfs::StatementDeadline`] that `--query-timeout` sets for each statement.
 pub fn session_config(mut config: SessionConfig) -> SessionConfig {
     if std::env::var_os("DATAFUSION_FORMAT_NULL").is_none() {
         config.options_mut().format.null = String::from("NULL");
     }
-    config.with_information_schema(true)
+    config
+        .with_information_schema(true)
+        .with_extension(Arc::new(samplemix_udfs::StatementDeadline::default()))
 }
 
 /// A [`SessionContext`] with every samplemix function, URL tables (`SELECT * FROM 'file.parquet'`

@@ -29,6 +29,7 @@ use datafusion_cli::object_storage::instrumented::{
 use datafusion_cli::pool_type::PoolType;
 use datafusion_cli::print_format::PrintFormat;
 use datafusion_cli::print_options::{MaxRows, PrintOptions};
+use samplemix::script::{exec_file, parse_var, run_statement, substitute};
 use samplemix::{S3Settings, SamplemixContext, SamplemixStoreRegistry};
 
 #[derive(Debug, Parser)]
@@ -122,7 +123,13 @@ struct Args {
     #[clap(long, help = "Seconds allowed to connect to an S3 endpoint", default_value_t = S3Settings::default().connect_timeout.as_secs_f64())]
     s3_connect_timeout: f64,
 
-    #[clap(long, help = "Seconds allowed for one whole S3 request (connection to last byte)", default_value_t = S3Settings::default().request_timeout.as_secs_f64())]
+    #[clap(long, help = "Seconds from an S3 request to the first byte of its answer; a silent request is tried again (--s3-max-retries)", default_value_t = S3Settings::default().first_byte_timeout.as_secs_f64())]
+    s3_first_byte_timeout: f64,
+
+    #[clap(long, help = "Seconds an S3 read may receive no byte before it resumes where it stopped", default_value_t = S3Settings::default().idle_timeout.as_secs_f64())]
+    s3_idle_timeout: f64,
+
+    #[clap(long, help = "Seconds one S3 HTTP request may take, connection to last byte (bounds uploads; longer reads resume)", default_value_t = S3Settings::default().request_timeout.as_secs_f64())]
     s3_request_timeout: f64,
 
     #[clap(
@@ -192,8 +199,35 @@ fn register_fit_progress(ctx: &datafusion::prelude::SessionContext) {
 }
 
 fn main() -> ExitCode {
-    // Large stacks, as Ballista's scheduler binary uses: planning recurses over the plan tree,
-    // and deep plans (the weights view, a remote plan's encoding) outgrow the 2 MB default.
+    samplemix::panics::install();
+    // The statements run on this thread: a large stack, as Ballista's scheduler binary uses,
+    // because planning recurses over plan and expression trees (the weights view, a remote
+    // plan's encoding, an expression nested MAX_EXPRESSION_DEPTH deep) and outgrows the 8 MB
+    // of a main thread. The memory is reserved, not used, until a deep plan needs it.
+    let shell = std::thread::Builder::new()
+        .name("samplemix".to_string())
+        .stack_size(STACK_SIZE)
+        .spawn(run_shell);
+    match shell.map(|handle| handle.join()) {
+        Ok(Ok(code)) => code,
+        Ok(Err(_)) => {
+            eprintln!(
+                "Error: the shell stopped on an internal error: {}",
+                samplemix::panics::last_message()
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("Error: cannot start the shell's thread: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Stack of the shell's thread and of the runtime's workers.
+const STACK_SIZE: usize = 256 * 1024 * 1024;
+
+fn run_shell() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(32 * 1024 * 1024)
@@ -218,6 +252,7 @@ async fn main_inner() -> Result<()> {
     // Logging as in datafusion-cli: RUST_LOG=info (or debug, ...) to stderr.
     env_logger::init();
     samplemix::check_env_endpoint()?;
+    samplemix::check_env_credentials()?;
     let args = Args::parse();
     if !args.quiet {
         println!(
@@ -231,12 +266,13 @@ async fn main_inner() -> Result<()> {
             .map_err(|e| DataFusionError::Execution(format!("--data-path '{path}': {e}")))?;
     }
 
-    let s3 = S3Settings {
-        max_retries: args.s3_max_retries,
-        retry_timeout: seconds("--s3-retry-timeout", args.s3_retry_timeout)?,
-        connect_timeout: seconds("--s3-connect-timeout", args.s3_connect_timeout)?,
-        request_timeout: seconds("--s3-request-timeout", args.s3_request_timeout)?,
-    };
+    let mut s3 = S3Settings::default();
+    s3.max_retries = args.s3_max_retries;
+    s3.retry_timeout = seconds("--s3-retry-timeout", args.s3_retry_timeout)?;
+    s3.connect_timeout = seconds("--s3-connect-timeout", args.s3_connect_timeout)?;
+    s3.first_byte_timeout = seconds("--s3-first-byte-timeout", args.s3_first_byte_timeout)?;
+    s3.idle_timeout = seconds("--s3-idle-timeout", args.s3_idle_timeout)?;
+    s3.request_timeout = seconds("--s3-request-timeout", args.s3_request_timeout)?;
 
     let mut rt = RuntimeEnvBuilder::new();
     if let Some(limit) = args.memory_limit {
@@ -314,53 +350,6 @@ async fn main_inner() -> Result<()> {
     Ok(())
 }
 
-/// Run one statement: failing it when it takes longer than `limit`, turning a panic inside a
-/// library into an error, and naming the bad file when it failed reading Parquet.
-async fn run_statement(
-    ctx: &SamplemixContext,
-    sql: &str,
-    limit: Option<Duration>,
-    print_options: &PrintOptions,
-) -> Result<()> {
-    use futures::FutureExt;
-
-    let run = std::panic::AssertUnwindSafe(exec::exec_from_commands(
-        ctx,
-        vec![sql.to_string()],
-        print_options,
-    ))
-    .catch_unwind()
-    .map(|r| {
-        r.unwrap_or_else(|_| {
-            Err(DataFusionError::Execution(
-                "a library panicked while running the statement (see the message above)"
-                    .to_string(),
-            ))
-        })
-    });
-    let result = match limit {
-        None => run.await,
-        Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
-            Err(DataFusionError::Execution(format!(
-                "the statement ran longer than --query-timeout {} s and was abandoned",
-                limit.as_secs_f64()
-            )))
-        }),
-    };
-    let Err(e) = result else { return Ok(()) };
-    let message = e.to_string();
-    // A panic in a library here has so far always been the parquet reader on a bad footer.
-    if samplemix::is_parquet_failure(&message) || message.contains("panicked") {
-        if let Some(bad) = samplemix::find_corrupt_parquet(ctx.inner(), sql).await {
-            return Err(e.context(bad));
-        }
-    }
-    if let Some(hint) = samplemix::parser_hint(&message) {
-        return Err(e.context(hint));
-    }
-    Err(e)
-}
-
 #[cfg(feature = "ballista")]
 async fn remote_context(
     url: &str,
@@ -380,135 +369,6 @@ async fn remote_context(
     Err(DataFusionError::Configuration(format!(
         "--remote {url}: this samplemix was built without Ballista support; build it with cargo build --release --features ballista"
     )))
-}
-
-/// `text` with every `${NAME}` replaced by the value `--var NAME=VALUE` gave; a `${NAME}` with
-/// no value is an error (a pipeline run with a forgotten location must not write somewhere
-/// else). Only `${` followed by a name and `}` is a placeholder.
-fn substitute(text: &str, vars: &[(String, String)]) -> Result<String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let name_len = after
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(after.len());
-        let name = &after[..name_len];
-        if name.is_empty() || !after[name_len..].starts_with('}') {
-            out.push_str("${");
-            rest = after;
-            continue;
-        }
-        // The last --var of a name wins, as with repeated shell assignments.
-        match vars.iter().rev().find(|(k, _)| k == name) {
-            Some((_, value)) => out.push_str(value),
-            None => {
-                return Err(DataFusionError::Configuration(format!(
-                    "the SQL uses ${{{name}}}, which no --var {name}=VALUE sets"
-                )))
-            }
-        }
-        rest = &after[name_len + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-fn parse_var(var: &str) -> std::result::Result<(String, String), String> {
-    let (name, value) = var
-        .split_once('=')
-        .ok_or_else(|| format!("--var '{var}': expected NAME=VALUE"))?;
-    let valid = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.starts_with(|c: char| c.is_ascii_digit());
-    if !valid {
-        return Err(format!(
-            "--var '{var}': NAME must be letters, digits and '_', not starting with a digit"
-        ));
-    }
-    Ok((name.to_string(), value.to_string()))
-}
-
-/// Run a SQL file statement by statement, stopping at the first failure so that a script's
-/// exit code tells whether all of it ran (datafusion-cli prints the error and goes on).
-async fn exec_file(
-    ctx: &SamplemixContext,
-    path: &str,
-    vars: &[(String, String)],
-    limit: Option<Duration>,
-    print_options: &PrintOptions,
-) -> Result<()> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| DataFusionError::Execution(format!("cannot read SQL file '{path}': {e}")))?;
-    let text = substitute(&text, vars).map_err(|e| e.context(format!("in {path}")))?;
-    for sql in split_statements(&text) {
-        run_statement(ctx, &sql, limit, print_options)
-            .await
-            .map_err(|e| e.context(format!("in {path}")))?;
-    }
-    Ok(())
-}
-
-/// The statements of a SQL script, split at the `;` tokens of sqlparser's tokenizer (so a `;`
-/// or a `--` inside a string literal or a quoted identifier belongs to it). Statements made of
-/// comments and blanks only are dropped; a leading `#!` line is ignored. Text the tokenizer
-/// cannot read (an unterminated string) is passed on whole, for the parser to report.
-fn split_statements(text: &str) -> Vec<String> {
-    use datafusion::sql::sqlparser::dialect::GenericDialect;
-    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
-
-    let text = match text.strip_prefix("#!") {
-        Some(rest) => rest.split_once('\n').map_or("", |(_, body)| body),
-        None => text,
-    };
-    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, text).tokenize_with_location() else {
-        return if text.trim().is_empty() {
-            vec![]
-        } else {
-            vec![text.to_string()]
-        };
-    };
-    // Byte offset of each line start, to turn (line, column) locations into offsets.
-    let mut line_starts = vec![0usize];
-    line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-    let offset = |line: u64, column: u64| -> usize {
-        let start = line_starts
-            .get((line as usize).saturating_sub(1))
-            .copied()
-            .unwrap_or(text.len());
-        text[start..]
-            .char_indices()
-            .nth((column as usize).saturating_sub(1))
-            .map_or(text.len(), |(i, _)| start + i)
-    };
-    let mut out = Vec::new();
-    let (mut from, mut meaningful) = (0usize, false);
-    for t in &tokens {
-        match &t.token {
-            Token::SemiColon => {
-                let end = offset(t.span.start.line, t.span.start.column) + 1;
-                if meaningful {
-                    out.push(text[from..end].trim().to_string());
-                }
-                from = end;
-                meaningful = false;
-            }
-            Token::Whitespace(
-                Whitespace::Space
-                | Whitespace::Newline
-                | Whitespace::Tab
-                | Whitespace::SingleLineComment { .. }
-                | Whitespace::MultiLineComment(_),
-            )
-            | Token::EOF => {}
-            _ => meaningful = true,
-        }
-    }
-    if meaningful {
-        out.push(text[from..].trim().to_string());
-    }
-    out
 }
 
 fn session_config(args: &Args) -> Result<SessionConfig> {
@@ -590,56 +450,4 @@ fn extract_memory_pool_size(size: &str) -> std::result::Result<usize, String> {
 
 fn extract_disk_limit(size: &str) -> std::result::Result<usize, String> {
     parse_size(size, "disk limit")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{split_statements, substitute};
-
-    #[test]
-    fn placeholders_are_replaced_or_refused() {
-        let vars = vec![
-            ("work".to_string(), "s3://b/run/".to_string()),
-            ("k".to_string(), "8".to_string()),
-            ("k".to_string(), "16".to_string()),
-        ];
-        assert_eq!(
-            substitute("COPY t TO '${work}docs/' -- k=${k}", &vars).unwrap(),
-            "COPY t TO 's3://b/run/docs/' -- k=16"
-        );
-        // Not placeholders: no name, no closing brace, a `$` alone.
-        assert_eq!(
-            substitute("'${}' ${ x} $1 ${a", &vars).unwrap(),
-            "'${}' ${ x} $1 ${a"
-        );
-        let err = substitute("LOCATION '${input}'", &vars)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("${input}") && err.contains("--var input=VALUE"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn statements_split_at_semicolon_tokens_only() {
-        let script = "#!/usr/bin/env samplemix\n-- a comment; with a semicolon\nSELECT 'a;\n-- not a comment\nb' AS x;\nSELECT \"odd;name\" FROM t; /* c; */\n  \n-- trailing comment\nSELECT 3";
-        assert_eq!(
-            split_statements(script),
-            vec![
-                "-- a comment; with a semicolon\nSELECT 'a;\n-- not a comment\nb' AS x;",
-                "SELECT \"odd;name\" FROM t;",
-                "/* c; */\n  \n-- trailing comment\nSELECT 3",
-            ]
-        );
-        assert!(split_statements("-- only a comment\n;\n").is_empty());
-        assert_eq!(
-            split_statements("SELECT 'unterminated"),
-            vec!["SELECT 'unterminated"]
-        );
-        assert_eq!(
-            split_statements("SELECT 'é;ü', 2; SELECT 1"),
-            vec!["SELECT 'é;ü', 2;", "SELECT 1"]
-        );
-    }
 }

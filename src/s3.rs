@@ -4,58 +4,67 @@
 //!
 //! object_store retries connection errors up to 10 times within 3 minutes by default, and
 //! datafusion-cli exposes no setting for it; an unreachable endpoint would hang a query for
-//! minutes. We rebuild every S3 store the shell uses with [`S3Settings`] applied.
+//! minutes. We rebuild every S3 store the shell uses with [`S3Settings`] applied, and bound
+//! silence rather than transfer time ([`crate::store::ReadTimeouts`]): a slow but live link
+//! reads on, a silent endpoint fails in seconds.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use datafusion::arrow::array::RecordBatch;
-use datafusion::dataframe::DataFrame;
-use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::context::SessionState;
 use datafusion::execution::object_store::ObjectStoreRegistry;
-use datafusion::execution::TaskContext;
-use datafusion::logical_expr::dml::CopyTo;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan};
-use datafusion::prelude::SessionContext;
-use datafusion_cli::cli_context::CliSessionContext;
-use datafusion_cli::object_storage::{get_s3_object_store_builder, AwsOptions};
-use futures::TryStreamExt;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
 use url::Url;
+
+use crate::store::{GuardedStore, ReadTimeouts, SilenceMemo};
 
 /// Retry and timeout bounds applied to every S3 store the shell builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct S3Settings {
-    /// Retries of a failed request (object_store's default is 10).
+    /// Retries of a failed request (object_store's default is 10), and attempts in a row
+    /// without progress that a silent request or stalled read gets.
     pub max_retries: usize,
-    /// No retry starts later than this after the first attempt (object_store's default: 3 min).
+    /// No retry of a failed request starts later than this after the first attempt
+    /// (object_store's default: 3 min).
     pub retry_timeout: Duration,
     /// Time allowed to open a TCP connection (object_store's default: 5 s).
     pub connect_timeout: Duration,
-    /// Time allowed for one whole request, connection to last byte (object_store's default:
-    /// 30 s). An endpoint that accepts connections but never answers fails after this (times
-    /// the retries).
+    /// Time from a request to its response's headers.
+    pub first_byte_timeout: Duration,
+    /// Time a read may receive no byte before it resumes with a range request.
+    pub idle_timeout: Duration,
+    /// Time one HTTP request may take from connection to last byte (object_store's default:
+    /// 30 s): the bound of an upload; a read that takes longer resumes where it stopped.
     pub request_timeout: Duration,
 }
 
 impl Default for S3Settings {
-    /// Worst case for a dead endpoint about two connect timeouts (~6 s), under the 10 s a user
-    /// waits before suspecting a hang; a slow but live store still gets 3 retries.
+    /// A dead endpoint fails after about two connect timeouts (~6 s), a silent one after
+    /// (1 + 3) first-byte timeouts (~17 s); a slow but live link reads at any speed.
     fn default() -> Self {
         Self {
             max_retries: 3,
             retry_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(3),
-            request_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(4),
+            idle_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
         }
     }
 }
 
 impl S3Settings {
+    /// The silence bounds of reads and listings.
+    pub fn read_timeouts(&self) -> ReadTimeouts {
+        ReadTimeouts {
+            first_byte: self.first_byte_timeout,
+            idle: self.idle_timeout,
+            max_retries: self.max_retries,
+        }
+    }
+
     /// Apply these bounds to an S3 builder (keeps every other option the builder has).
     pub fn apply(&self, builder: AmazonS3Builder) -> AmazonS3Builder {
         builder
@@ -106,12 +115,18 @@ impl S3Settings {
 pub struct SamplemixStoreRegistry {
     inner: Arc<dyn ObjectStoreRegistry>,
     s3: S3Settings,
+    /// Per endpoint (bucket URL): whether it was silent lately.
+    silence: std::sync::Mutex<std::collections::HashMap<String, Arc<SilenceMemo>>>,
 }
 
 impl SamplemixStoreRegistry {
     /// Wrap `inner` (e.g. datafusion-cli's instrumented registry).
     pub fn new(inner: Arc<dyn ObjectStoreRegistry>, s3: S3Settings) -> Self {
-        Self { inner, s3 }
+        Self {
+            inner,
+            s3,
+            silence: Default::default(),
+        }
     }
 }
 
@@ -128,366 +143,37 @@ impl ObjectStoreRegistry for SamplemixStoreRegistry {
         self.inner.deregister_store(url)
     }
 
+    /// The store for `url`, wrapped in a [`GuardedStore`] (an empty `.parquet` file is an
+    /// error, not a silently skipped shard; S3 requests are bounded by silence).
     fn get_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
-        match self.inner.get_store(url) {
-            Ok(store) => Ok(store),
+        let store = match self.inner.get_store(url) {
+            Ok(store) => store,
             Err(missing) => match self.s3.store_from_env(url) {
                 Some(built) => {
                     self.inner.register_store(url, built?);
-                    self.inner.get_store(url)
+                    self.inner.get_store(url)?
                 }
-                None => Err(missing),
+                None => return Err(missing),
             },
-        }
-    }
-}
-
-/// The shell's session: a [`SessionContext`] whose S3 stores for `CREATE EXTERNAL TABLE` and
-/// `COPY ... TO 's3://...'` are rebuilt from the statement's `aws.*` OPTIONS with
-/// [`S3Settings`] applied, before the statement runs.
-pub struct SamplemixContext {
-    ctx: SessionContext,
-    s3: S3Settings,
-    remote: bool,
-}
-
-impl SamplemixContext {
-    /// Wrap a context built by [`crate::new_context`].
-    pub fn new(ctx: SessionContext, s3: S3Settings) -> Self {
-        Self {
-            ctx,
-            s3,
-            remote: false,
-        }
-    }
-
-    /// Mark the context as a Ballista client: queries that read tables held in this process's
-    /// memory are refused before they are sent (executors cannot read them).
-    pub fn with_remote(mut self, remote: bool) -> Self {
-        self.remote = remote;
-        self
-    }
-
-    /// The wrapped DataFusion context.
-    pub fn inner(&self) -> &SessionContext {
-        &self.ctx
-    }
-
-    async fn rebuild_s3_store(
-        &self,
-        location: &str,
-        options: &std::collections::HashMap<String, String>,
-    ) -> Result<()> {
-        let table_url = ListingTableUrl::parse(location)?;
-        if table_url.scheme() != "s3" {
-            return Ok(());
-        }
-        for (key, value) in options {
-            if key.eq_ignore_ascii_case("aws.endpoint") {
-                check_endpoint(&format!("OPTIONS '{key}'"), value)?;
-            }
-        }
-        check_env_endpoint()?;
-        let mut table_options = self.ctx.state().default_table_options();
-        // Only the store's own options: format options need a format set first.
-        let aws: std::collections::HashMap<String, String> = options
-            .iter()
-            .filter(|(k, _)| k.to_ascii_lowercase().starts_with("aws."))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        table_options.alter_with_string_hash_map(&aws)?;
-        let aws = table_options
-            .extensions
-            .get::<AwsOptions>()
-            .cloned()
-            .unwrap_or_default();
-        let builder = get_s3_object_store_builder(table_url.as_ref(), &aws, false).await?;
-        let store = self
-            .s3
-            .apply(builder)
-            .build()
-            .map_err(|e| DataFusionError::ObjectStore(Box::new(e)))?;
-        self.ctx
-            .register_object_store(table_url.as_ref(), Arc::new(store));
-        Ok(())
-    }
-}
-
-impl SamplemixContext {
-    /// `COPY ... TO target` that never leaves a partial result: the rows are written to a
-    /// hidden sibling of the target (same store, same extension, so DataFusion writes the same
-    /// file-or-folder layout), and published only after the write succeeded: a file by one
-    /// rename (atomic on a local disk; copy then delete on S3, so readers see the old or the
-    /// new object), a folder file by file. On failure the temporary output is removed and the
-    /// previous output stays as it was.
-    async fn atomic_copy(&self, copy: &CopyTo) -> Result<DataFrame> {
-        let target = copy.output_url.clone();
-        let temp = temp_sibling(&target);
-        let plan = LogicalPlan::Copy(CopyTo {
-            output_url: temp.clone(),
-            ..copy.clone()
-        });
-        let final_url = ListingTableUrl::parse(&target)?;
-        let temp_url = ListingTableUrl::parse(&temp)?;
-        let store = self.ctx.runtime_env().object_store(&final_url)?;
-        remove_stale_temps(&store, &final_url).await;
-        let written = match self.ctx.execute_logical_plan(plan).await {
-            Ok(df) => df.collect().await,
-            Err(e) => Err(e),
         };
-        let published = match written {
-            Ok(batches) => publish(&store, &temp_url, &final_url)
-                .await
-                .map(|_| batches),
-            Err(e) => Err(e),
-        };
-        match published {
-            Ok(batches) => self.values(batches),
-            Err(e) => {
-                remove_all(&store, &temp_url).await;
-                if self.remote {
-                    // Tasks of a failed distributed job that were already running may still
-                    // finish their files: sweep again once they had time to (the next COPY to
-                    // this target removes anything later still).
-                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-                    remove_all(&store, &temp_url).await;
-                }
-                Err(DataFusionError::Context(
-                    format!("COPY to '{target}' failed; any previous output there is unchanged"),
-                    Box::new(e),
+        let guarded = GuardedStore::new(store, url);
+        Ok(Arc::new(if url.scheme() == "s3" {
+            let memo = self
+                .silence
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(format!(
+                    "{}://{}",
+                    url.scheme(),
+                    url.host_str().unwrap_or_default()
                 ))
-            }
-        }
-    }
-}
-
-impl SamplemixContext {
-    /// A query answering `batches` (the small result of a COPY) as a VALUES plan: unlike an
-    /// in-memory table it serialises, so a Ballista client can run it too.
-    fn values(&self, batches: Vec<RecordBatch>) -> Result<DataFrame> {
-        if batches.is_empty() {
-            return self.ctx.read_empty();
-        }
-        match samplemix_udfs::plans::batches_as_values(&batches)? {
-            Some(plan) => Ok(DataFrame::new(self.ctx.state(), plan)),
-            // Only a schema to answer with: no VALUES, and no rows to carry anyway.
-            None => self.ctx.read_batches(batches),
-        }
-    }
-}
-
-/// A hidden, unique sibling of a COPY target with the same extension and trailing slash.
-fn temp_sibling(target: &str) -> String {
-    let folder = target.ends_with('/');
-    let trimmed = target.trim_end_matches('/');
-    let (parent, name) = match trimmed.rfind('/') {
-        Some(i) => (&trimmed[..=i], &trimmed[i + 1..]),
-        None => ("", trimmed),
-    };
-    let unique = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    );
-    format!(
-        "{parent}.samplemix-tmp-{unique}-{name}{}",
-        if folder { "/" } else { "" }
-    )
-}
-
-/// Move what a COPY wrote at `temp` to `target`: one object, or every object under a prefix.
-/// A folder target's previous files are deleted once the new ones are in place, so a rerun
-/// replaces the output instead of adding to it (a reader listing the folder during those
-/// moves can see old and new files together; afterwards only the new ones).
-async fn publish(
-    store: &Arc<dyn ObjectStore>,
-    temp: &ListingTableUrl,
-    target: &ListingTableUrl,
-) -> Result<()> {
-    if store.head(temp.prefix()).await.is_ok() {
-        store.rename(temp.prefix(), target.prefix()).await?;
-        return Ok(());
-    }
-    let previous: Vec<_> = match store.list(Some(target.prefix())).try_collect().await {
-        Ok(files) => files,
-        // A target that does not exist yet has nothing to replace.
-        Err(object_store::Error::NotFound { .. }) => vec![],
-        Err(e) => return Err(e.into()),
-    };
-    let files: Vec<_> = store.list(Some(temp.prefix())).try_collect().await?;
-    let from = temp.prefix().as_ref().to_string();
-    let to = target.prefix().as_ref().trim_end_matches('/').to_string();
-    let mut written = std::collections::HashSet::new();
-    for meta in files {
-        let rest = meta.location.as_ref()[from.len()..].trim_start_matches('/');
-        let dest = object_store::path::Path::from(format!("{to}/{rest}"));
-        store.rename(&meta.location, &dest).await?;
-        written.insert(dest);
-    }
-    for old in previous {
-        if !written.contains(&old.location) {
-            store.delete(&old.location).await?;
-        }
-    }
-    if temp.scheme() == "file" {
-        // Empty local folders left by the moves.
-        let _ = std::fs::remove_dir_all(std::path::Path::new("/").join(from));
-    }
-    Ok(())
-}
-
-/// Remove what earlier failed COPYs to `target` left in their hidden temporary siblings
-/// (`.samplemix-tmp-<pid>-<nanos>-<name>`): a distributed COPY's tasks can outlive its failure.
-/// Two COPYs to one target at the same time are not supported (they would also race on the
-/// target itself).
-async fn remove_stale_temps(store: &Arc<dyn ObjectStore>, target: &ListingTableUrl) {
-    let path = target.prefix().as_ref().trim_end_matches('/');
-    let (parent, name) = match path.rfind('/') {
-        Some(i) => (&path[..i], &path[i + 1..]),
-        None => ("", path),
-    };
-    let parent = object_store::path::Path::from(parent);
-    let Ok(listing) = store.list_with_delimiter(Some(&parent)).await else {
-        return;
-    };
-    let stale = |p: &object_store::path::Path| {
-        p.filename()
-            .is_some_and(|f| f.starts_with(".samplemix-tmp-") && f.ends_with(&format!("-{name}")))
-    };
-    for meta in listing.objects.iter().filter(|m| stale(&m.location)) {
-        let _ = store.delete(&meta.location).await;
-    }
-    for folder in listing.common_prefixes.iter().filter(|p| stale(p)) {
-        remove_prefix(store, folder, target.scheme() == "file").await;
-    }
-}
-
-/// Best-effort removal of a failed COPY's temporary output.
-async fn remove_all(store: &Arc<dyn ObjectStore>, temp: &ListingTableUrl) {
-    remove_prefix(store, temp.prefix(), temp.scheme() == "file").await;
-}
-
-/// Best-effort removal of one object or every object under a prefix (and, on a local disk,
-/// the folders left empty).
-async fn remove_prefix(
-    store: &Arc<dyn ObjectStore>,
-    prefix: &object_store::path::Path,
-    local: bool,
-) {
-    // One object: S3 answers a DELETE of a missing key with success, so ask first.
-    if store.head(prefix).await.is_ok() && store.delete(prefix).await.is_ok() && !local {
-        return;
-    }
-    if let Ok(files) = store.list(Some(prefix)).try_collect::<Vec<_>>().await {
-        for meta in files {
-            let _ = store.delete(&meta.location).await;
-        }
-    }
-    if local {
-        let _ = std::fs::remove_dir_all(std::path::Path::new("/").join(prefix.as_ref()));
-    }
-}
-
-#[async_trait]
-impl CliSessionContext for SamplemixContext {
-    fn task_ctx(&self) -> Arc<TaskContext> {
-        self.ctx.task_ctx()
-    }
-
-    fn session_state(&self) -> SessionState {
-        self.ctx.state()
-    }
-
-    fn register_object_store(
-        &self,
-        url: &Url,
-        object_store: Arc<dyn ObjectStore>,
-    ) -> Option<Arc<dyn ObjectStore + 'static>> {
-        self.ctx.register_object_store(url, object_store)
-    }
-
-    fn register_table_options_extension_from_scheme(&self, scheme: &str) {
-        CliSessionContext::register_table_options_extension_from_scheme(&self.ctx, scheme)
-    }
-
-    async fn execute_logical_plan(&self, plan: LogicalPlan) -> Result<DataFrame> {
-        if self.remote {
-            if let Some(table) = memory_table_in(&plan) {
-                return Err(DataFusionError::Plan(format!(
-                    "'{table}' is a table in this client's memory (CREATE TABLE ... AS, or a table function's in-memory result); in --remote mode the executors cannot read it. Write it to Parquet with COPY ... TO 's3://...' (or a path every executor sees) and CREATE EXTERNAL TABLE it, as sql/pipeline.sql does"
-                )));
-            }
-        }
-        let mut custom_endpoint_table = None;
-        match &plan {
-            LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
-                for location in &cmd.locations {
-                    self.rebuild_s3_store(location, &cmd.options).await?;
-                }
-                if has_custom_endpoint(&cmd.options) {
-                    custom_endpoint_table = cmd.locations.first().cloned();
-                }
-            }
-            LogicalPlan::Copy(copy) => {
-                self.rebuild_s3_store(&copy.output_url, &copy.options)
-                    .await?;
-                return self.atomic_copy(copy).await;
-            }
-            _ => {}
-        }
-        match (
-            self.ctx.execute_logical_plan(plan).await,
-            custom_endpoint_table,
-        ) {
-            // datafusion-cli answers any S3 error of CREATE EXTERNAL TABLE by asking AWS for the
-            // bucket's region and retrying; with a custom endpoint (MinIO, moto, R2 ...) that
-            // lookup is meaningless and hides the real error, so we keep the error as it is.
-            (Err(e @ DataFusionError::ObjectStore(_)), Some(location)) => {
-                Err(DataFusionError::Context(
-                    format!("CREATE EXTERNAL TABLE at '{location}'"),
-                    Box::new(e),
-                ))
-            }
-            (result, _) => result,
-        }
-    }
-}
-
-/// The first table `plan` reads (views and subqueries included) whose data lives in this
-/// process's memory.
-fn memory_table_in(plan: &LogicalPlan) -> Option<String> {
-    use datafusion::common::tree_node::TreeNodeRecursion;
-    use datafusion::datasource::{source_as_provider, MemTable, ViewTable};
-
-    let mut found = None;
-    let _ = plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node {
-            if let Ok(provider) = source_as_provider(&scan.source) {
-                if provider.downcast_ref::<MemTable>().is_some() {
-                    found = Some(scan.table_name.to_string());
-                } else if let Some(view) = provider.downcast_ref::<ViewTable>() {
-                    found = memory_table_in(view.logical_plan());
-                }
-            }
-        }
-        Ok(if found.is_some() {
-            TreeNodeRecursion::Stop
+                .or_default()
+                .clone();
+            guarded.with_timeouts(self.s3.read_timeouts(), memo)
         } else {
-            TreeNodeRecursion::Continue
-        })
-    });
-    found
-}
-
-/// Whether S3 requests go to an endpoint other than AWS's (OPTIONS or environment).
-fn has_custom_endpoint(options: &std::collections::HashMap<String, String>) -> bool {
-    options
-        .keys()
-        .any(|k| k.eq_ignore_ascii_case("aws.endpoint"))
-        || std::env::var_os("AWS_ENDPOINT").is_some()
-        || std::env::var_os("AWS_ENDPOINT_URL").is_some()
+            guarded
+        }))
+    }
 }
 
 /// A malformed endpoint would make object_store panic while it builds a request (an invalid
@@ -518,9 +204,112 @@ pub fn check_env_endpoint() -> Result<()> {
     Ok(())
 }
 
+/// The `aws.*` OPTIONS datafusion-cli's S3 stores understand (after `aws.`).
+const AWS_OPTIONS: [&str; 10] = [
+    "access_key_id",
+    "secret_access_key",
+    "session_token",
+    "region",
+    "endpoint",
+    "oss",
+    "cos",
+    "allow_http",
+    "skip_signature",
+    "nosign",
+];
+
+/// An `aws.*` OPTION that no S3 store reads is an error naming it and the ones there are
+/// (datafusion-cli's own message names an empty key).
+pub(crate) fn check_aws_options(options: &std::collections::HashMap<String, String>) -> Result<()> {
+    for key in options.keys() {
+        let lower = key.to_ascii_lowercase();
+        let Some(name) = lower.strip_prefix("aws.") else {
+            continue;
+        };
+        if !AWS_OPTIONS.contains(&name) {
+            return Err(DataFusionError::Configuration(format!(
+                "unknown S3 option '{key}'; the S3 options are aws.access_key_id, aws.secret_access_key, aws.session_token, aws.region, aws.endpoint, aws.allow_http and aws.skip_signature"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A key id without its secret (or the reverse) is an error before any request: the AWS SDK
+/// would otherwise fall through to its credential chain and report an instance-metadata
+/// failure ("failed to load IMDS session token") that says nothing about the cause.
+pub(crate) fn check_credentials(id: bool, secret: bool, source: &str) -> Result<()> {
+    match (id, secret) {
+        (true, false) => Err(DataFusionError::Configuration(format!(
+            "{source}: an access key id is given without its secret access key; give both, or neither to use the AWS credential chain (profiles, SSO, instance roles)"
+        ))),
+        (false, true) => Err(DataFusionError::Configuration(format!(
+            "{source}: a secret access key is given without its access key id; give both, or neither to use the AWS credential chain (profiles, SSO, instance roles)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// [`check_credentials`] for the `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` environment.
+pub fn check_env_credentials() -> Result<()> {
+    check_credentials(
+        std::env::var_os("AWS_ACCESS_KEY_ID").is_some(),
+        std::env::var_os("AWS_SECRET_ACCESS_KEY").is_some(),
+        "environment variables AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
+    )
+}
+
+/// An `s3://` location whose bucket name cannot be a host name (a space, a `%`, ...) is an
+/// error naming it, not the URL parser's "invalid domain character". (Only what cannot work
+/// is refused: S3-compatible stores and old AWS buckets allow names AWS's rules of today do not.)
+pub fn check_s3_location(location: &str) -> Result<()> {
+    let Some(rest) = location.strip_prefix("s3://") else {
+        return Ok(());
+    };
+    let bucket = rest.split('/').next().unwrap_or_default();
+    let valid = !bucket.is_empty()
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        && Url::parse(&format!("s3://{bucket}/")).is_ok();
+    if valid {
+        return Ok(());
+    }
+    Err(DataFusionError::Plan(format!(
+        "'{location}': '{bucket}' is not a valid S3 bucket name (letters, digits, '.', '-' and '_')"
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::check_endpoint;
+
+    #[test]
+    fn bucket_names_and_options_are_checked() {
+        use super::{check_aws_options, check_credentials, check_s3_location};
+        for good in ["s3://my-bucket.1/x/", "s3://b/x", "/local/path"] {
+            assert!(check_s3_location(good).is_ok(), "{good}");
+        }
+        for bad in ["s3://my bucket/x", "s3://a%20b/x", "s3:///x", "s3://a\\b/"] {
+            let e = check_s3_location(bad).unwrap_err().to_string();
+            assert!(e.contains("is not a valid S3 bucket name"), "{e}");
+        }
+        let options = |k: &str| std::collections::HashMap::from([(k.to_string(), "v".to_string())]);
+        assert!(check_aws_options(&options("aws.region")).is_ok());
+        assert!(check_aws_options(&options("format.compression")).is_ok());
+        let e = check_aws_options(&options("aws.acess_key_id"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown S3 option 'aws.acess_key_id'"), "{e}");
+        assert!(
+            check_credentials(true, true, "x").is_ok()
+                && check_credentials(false, false, "x").is_ok()
+        );
+        let e = check_credentials(true, false, "OPTIONS")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("without its secret access key"), "{e}");
+    }
 
     #[test]
     fn malformed_endpoints_are_clear_errors() {

@@ -18,20 +18,12 @@ struct ExplainingUrlTables {
     inner: Arc<DynamicListTableFactory>,
 }
 
-/// A name meant as a file or URL rather than a table identifier.
-fn looks_like_location(name: &str) -> bool {
-    name.contains("://")
-        || name.contains('/')
-        || [".parquet", ".csv", ".json", ".arrow", ".avro"]
-            .iter()
-            .any(|ext| name.to_ascii_lowercase().ends_with(ext))
-}
-
 #[async_trait]
 impl UrlTableFactory for ExplainingUrlTables {
     async fn try_new(&self, url: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        crate::check_s3_location(url)?;
         let found = self.inner.try_new(url).await?;
-        if found.is_some() || !looks_like_location(url) {
+        if found.is_some() || !samplemix_udfs::is_location(url) {
             return Ok(found);
         }
         // Repeat the inference DataFusion did, keeping its error this time.

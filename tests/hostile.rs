@@ -101,6 +101,16 @@ const CASES: &[(&str, Want)] = &[
     ("SELECT round(sum(expected_count), 9) FROM samplemix_weights(s_big, c3, 0.5, 0.2, 1e19, 0, 'documents')", Value("2.0")),
     ("SELECT round(sum(expected_count), 9) FROM samplemix_weights(s_big, c3, 0.5, 0.2, 1e19, 0, 'documents', 'mean', 'max_copies=3')", Value("2.0")),
     ("SELECT embed('x', NULL)", Error("embed: argument 'dim'")),
+    // Round 3: messages, seeds, options.
+    ("SELECT samplemix_assert(1, false, NULL, NULL)", Error("samplemix_assert: 'ok' is false")),
+    ("SELECT samplemix_assert(1, NULL, NULL, 'row 7')", Error("samplemix_assert: 'ok' is NULL (detail: row 7)")),
+    ("SELECT samplemix_assert(1, false, 'bad: ', NULL)", Error("bad: ")),
+    ("SELECT (SELECT sum(count * length(id)) FROM samplemix_weights(s, c3, 0.5, 0.2, 100, 18446744073709551615)) = (SELECT sum(count * length(id)) FROM samplemix_weights(s, c3, 0.5, 0.2, 100, -1))", Value("true")),
+    ("SELECT count(*) FROM kmeans_fit(docs_e, 'emb', 3, 100, 18446744073709551615)", Value("3")),
+    ("SELECT * FROM kmeans_fit(docs_e, 'emb', 3, 100, 0, 9223372036854775808)", Error("kmeans_fit: argument 'max_iter' must be an integer from -9223372036854775808 to 9223372036854775807, got 9223372036854775808")),
+    ("SELECT * FROM samplemix_weights(s, c3, 0.5, 0.2, 100, 0, 'tokens', 'mean', 'max_copies=3, max_copies=4')", Error("samplemix_weights: argument 'options': key 'max_copies' is given twice")),
+    ("SELECT * FROM samplemix_weights(s, c3, 0.5, 0.2, 1e300)", Error("(largest expected count: 1.")),
+    ("SELECT * FROM near_duplicates(fids, 'id', 't')", Error("near_duplicates: argument 'id_column': column 'id' of 'fids' is Float64; ids must compare exactly")),
     // Tables and files
     ("SELECT * FROM 'no/such/file.parquet'", Error("cannot read 'no/such/file.parquet': no file at 'no/such/file.parquet'")),
     ("SELECT * FROM 'no/such/folder/'", Error("no file at 'no/such/folder/'")),
@@ -131,6 +141,7 @@ async fn hostile_inputs_give_their_exact_outcome() {
         "CREATE TABLE c3 AS SELECT column1 AS \"cluster\", column2 AS size, column3 AS centroid, column4 AS metric FROM (VALUES (0, 2, [0.0, 0.0], 'l2'), (1, 2, [3.0, 4.0], 'l2'))",
         "CREATE TABLE c_nocentroid AS SELECT \"cluster\", size, metric FROM c3",
         "CREATE TABLE s AS SELECT column1 AS id, column2 AS quality, column3 AS \"cluster\", column4 AS distance, column5 AS tokens FROM (VALUES ('a', 9.0, 0, 1.0, 100), ('b', 5.0, 0, 3.0, 200), ('c', 7.0, 1, 2.0, 50), ('d', 1.0, 1, 2.0, 50), ('e', 3.0, 1, 0.5, 10))",
+        "CREATE TABLE fids AS SELECT column1 AS id, column2 AS t FROM (VALUES (0.0, 'same text here'), (-0.0, 'same text here'))",
         "CREATE TABLE s_big AS SELECT id, quality, \"cluster\", distance, CAST(5000000000000000000 AS BIGINT) AS tokens FROM s",
     ] {
         ctx.sql(setup).await.unwrap_or_else(|e| panic!("{setup}: {e}")).collect().await.unwrap_or_else(|e| panic!("{setup}: {e}"));

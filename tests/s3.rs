@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{aws_env as env, free_port, samplemix, text, Moto, KEY_ID, SECRET};
+use common::{aws_env as env, free_port, samplemix, text, Moto, Throttle, KEY_ID, SECRET};
 
 fn options(endpoint: &str) -> String {
     format!(
@@ -406,4 +406,121 @@ fn corrupt_s3_shard_is_named() {
         "{err}"
     );
     assert!(!err.contains(SECRET), "secret leaked: {err}");
+}
+
+/// A 0-byte shard in a bucket is an error naming it, not 0 silently missing rows.
+#[test]
+fn empty_s3_shard_is_named() {
+    let moto = Moto::start();
+    moto.create_bucket("shards");
+    let good = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/sample.parquet")).unwrap();
+    moto.put_object("shards", "corpus/part-0.parquet", &good);
+    moto.put_object("shards", "corpus/part-1.parquet", b"");
+    for sql in [
+        "SELECT count(*) FROM 's3://shards/corpus/'",
+        "SELECT count(*) FROM near_duplicates('s3://shards/corpus/', 'id', 'text')",
+    ] {
+        let (ok, out, err) = run(&["-q", "-c", sql], &env(&moto.endpoint()));
+        assert!(!ok, "expected failure: {out}");
+        assert!(
+            err.contains("'s3://shards/corpus/part-1.parquet' is an empty file (0 bytes)"),
+            "{sql}: {err}"
+        );
+    }
+}
+
+/// Two COPYs to one S3 folder at once: one writes, the other fails at once naming the lock,
+/// and the folder holds exactly one complete output.
+#[test]
+fn concurrent_copies_to_one_s3_folder_let_one_writer_in() {
+    let moto = Moto::start();
+    moto.create_bucket("conc");
+    let ep = moto.endpoint();
+    let copy = "COPY (SELECT value AS v, repeat('x', 100) AS s FROM generate_series(1, 300000)) TO 's3://conc/out/' STORED AS PARQUET";
+    let envs = env(&ep);
+    let results: Vec<(bool, String, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| run(&["-q", "-c", copy], &envs)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let failed: Vec<&String> = results.iter().filter(|r| !r.0).map(|r| &r.2).collect();
+    // Either the second started while the first held the lock (it fails, naming it), or it
+    // started after the first had finished (then both succeed, one after the other).
+    for err in &failed {
+        assert!(
+            err.contains("another COPY to the same target is running")
+                && err.contains(".samplemix-lock-out"),
+            "{err}"
+        );
+    }
+    assert!(failed.len() < 2, "{results:?}");
+    let (ok, out, err) = run(
+        &[
+            "-q",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(*) AS n FROM 's3://conc/out/'",
+        ],
+        &envs,
+    );
+    assert!(ok, "{err}");
+    assert!(out.ends_with("n\n300000\n"), "{out}");
+    let keys = moto.keys("conc");
+    assert!(
+        keys.iter()
+            .all(|k| !k.contains(".samplemix-lock") && !k.contains(".samplemix-tmp")),
+        "{keys:?}"
+    );
+    // The lock is an object created only where none exists (If-None-Match): one held by a
+    // running process (this test) stops a COPY before it writes anything.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let holder = format!(
+        "pid={}\nhost={}\nsince=1\n",
+        std::process::id(),
+        host.trim()
+    );
+    moto.put_object("conc", ".samplemix-lock-out", holder.as_bytes());
+    let (ok, _, err) = run(&["-q", "-c", copy], &envs);
+    assert!(
+        !ok && err.contains("another COPY to the same target is running"),
+        "{err}"
+    );
+    assert_eq!(moto.keys("conc").len(), keys.len() + 1);
+}
+
+/// A read through a slow but live link (a throttling proxy in front of moto) is not cut off:
+/// each HTTP request may last at most --s3-request-timeout, and the read resumes where it
+/// stopped until the object is read.
+#[test]
+fn slow_link_reads_resume_until_done() {
+    let moto = Moto::start();
+    moto.create_bucket("slow");
+    let ep = moto.endpoint();
+    let (ok, _, err) = run(
+        &[
+            "-q",
+            "-c",
+            "COPY (SELECT value AS v, md5(CAST(value AS VARCHAR)) AS s FROM generate_series(1, 150000)) TO 's3://slow/big.parquet' STORED AS PARQUET OPTIONS ('format.compression' 'uncompressed', 'format.dictionary_enabled' 'false')",
+        ],
+        &env(&ep),
+    );
+    assert!(ok, "{err}");
+    // About 6 MB through 1 MB/s, each request cut after 2 s: several resumed reads.
+    let proxy = Throttle::start(moto.port, 1 << 20);
+    let (ok, out, err) = run(
+        &[
+            "-q",
+            "--format",
+            "csv",
+            "--s3-request-timeout",
+            "2",
+            "-c",
+            "SELECT count(*) AS n, count(DISTINCT s) AS d FROM 's3://slow/big.parquet'",
+        ],
+        &env(&proxy.endpoint()),
+    );
+    assert!(ok, "{err}");
+    assert!(out.ends_with("n,d\n150000,150000\n"), "{out}");
 }

@@ -219,10 +219,10 @@ fn malformed_s3_endpoints_are_clear_errors_not_panics() {
     }
 }
 
-/// An endpoint that accepts connections and never answers: the request timeout ends it (the
-/// test only checks that it fails with a timeout; the listener keeps every connection open).
+/// An endpoint that accepts connections and never answers: the first-byte timeout ends each
+/// attempt, and the error says it timed out (the listener keeps every connection open).
 #[test]
-fn silent_s3_endpoint_fails_on_the_request_timeout() {
+fn silent_s3_endpoint_fails_on_the_first_byte_timeout() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let held = std::thread::spawn(move || {
@@ -236,10 +236,10 @@ fn silent_s3_endpoint_fails_on_the_request_timeout() {
     let out = samplemix_env(
         &[
             "-q",
-            "--s3-request-timeout",
+            "--s3-first-byte-timeout",
             "1",
             "--s3-max-retries",
-            "0",
+            "1",
             "-c",
             "SELECT * FROM 's3://bucket/x.parquet'",
         ],
@@ -255,7 +255,8 @@ fn silent_s3_endpoint_fails_on_the_request_timeout() {
     let err = stderr(&out);
     assert!(
         err.contains("cannot read 's3://bucket/x.parquet'")
-            && err.contains("error sending request"),
+            && err.contains("request for 's3://bucket/x.parquet' timed out: no response")
+            && err.contains("2 attempts without progress"),
         "{err}"
     );
     drop(held);
@@ -321,9 +322,10 @@ fn failed_copy_keeps_the_previous_output() {
         .collect();
     let mut left = left;
     left.sort();
+    // The folder's manifest beside it (what its next COPY may replace), nothing temporary.
     assert_eq!(
         left,
-        vec!["out.parquet", "shards"],
+        vec![".samplemix-manifest-shards", "out.parquet", "shards"],
         "temporary output left behind"
     );
 }
@@ -336,7 +338,7 @@ fn kmeans_sample_respects_the_memory_limit() {
         "-m",
         "1M",
         "-c",
-        "CREATE TABLE e AS SELECT embed(text, 1024) AS emb FROM 'data/sample.parquet'",
+        "CREATE VIEW e AS SELECT embed(text, 1024) AS emb FROM 'data/sample.parquet'",
         "-c",
         "SELECT count(*) FROM kmeans_fit(e, 'emb', 4)",
     ]);
@@ -421,4 +423,174 @@ fn corrupt_shard_is_named() {
             );
         }
     }
+}
+
+/// `--query-timeout` also bounds the work table functions do while the query is planned.
+#[test]
+fn query_timeout_bounds_planning_time_work() {
+    let view = "CREATE VIEW v AS SELECT value AS id, concat(repeat('lorem ipsum dolor ', 300), CAST(value AS VARCHAR)) AS text, embed(CAST(value AS VARCHAR), 64) AS emb FROM generate_series(1, 3000000)";
+    for (function, sql) in [
+        (
+            "near_duplicates",
+            "SELECT count(*) FROM near_duplicates(v, 'id', 'text')",
+        ),
+        (
+            "kmeans_fit",
+            "SELECT count(*) FROM kmeans_fit(v, 'emb', 64, 3000000)",
+        ),
+    ] {
+        let out = samplemix(&["-q", "--query-timeout", "1", "-c", view, "-c", sql]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!(
+                "{function}: the statement ran longer than its time limit (--query-timeout)"
+            )),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+/// An expression nested too deep is a clear error, not a stack overflow (exit 134).
+#[test]
+fn deep_expressions_are_refused_not_a_crash() {
+    let chain = format!("SELECT {}", vec!["1"; 8000].join(" + "));
+    let out = samplemix(&["-q", "-c", &chain]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the statement nests expressions 8000 deep"),
+        "{}",
+        stderr(&out)
+    );
+    let chain = format!("SELECT {} AS n", vec!["1"; 300].join(" + "));
+    let out = samplemix(&["-q", "--format", "csv", "-c", &chain]);
+    assert!(stdout(&out).ends_with("n\n300\n"), "{}", stderr(&out));
+}
+
+/// `${NAME}` is replaced only when `--var` is given; `$${` writes `${`.
+#[test]
+fn placeholders_without_var_are_plain_text() {
+    let out = samplemix(&[
+        "-q",
+        "--format",
+        "csv",
+        "-c",
+        "SELECT '${HOME}' AS a, '$${x}' AS b",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "a,b\n${HOME},${x}\n");
+    let out = samplemix(&[
+        "-q",
+        "--format",
+        "csv",
+        "--var",
+        "k=7",
+        "-c",
+        "SELECT ${k} AS a, '$${k}' AS b",
+    ]);
+    assert_eq!(stdout(&out), "a,b\n7,${k}\n", "{}", stderr(&out));
+    let out = samplemix(&["-q", "--var", "k=7", "-c", "SELECT '${other}'"]);
+    assert!(
+        stderr(&out).contains("the SQL uses ${other}, which no --var other=VALUE sets"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A bare file name is a table for the table functions, as it is for FROM.
+#[test]
+fn bare_file_names_are_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy("data/sample.parquet", dir.path().join("sample.parquet")).unwrap();
+    let run = |sql: &str| {
+        Command::new(env!("CARGO_BIN_EXE_samplemix"))
+            .args(["-q", "--format", "csv", "-c", sql])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run("SELECT count(*) AS n FROM near_duplicates('sample.parquet', 'id', 'text')");
+    assert_eq!(stdout(&out), "n\n860\n", "{}", stderr(&out));
+    let out = run("COPY (SELECT embed(text, 8) AS emb FROM 'sample.parquet') TO 'e.parquet' STORED AS PARQUET");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run("SELECT count(*) AS n FROM kmeans_fit('e.parquet', 'emb', 3)");
+    assert_eq!(stdout(&out), "n\n3\n", "{}", stderr(&out));
+}
+
+/// Messages of the reliability round that used to be unclear.
+#[test]
+fn unclear_messages_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let pp = dir.path().join("pp.parquet");
+    std::fs::write(&pp, b"PAR1PAR1").unwrap();
+    let cases: Vec<(String, &str)> = vec![
+        (
+            "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 's3://bucket/x/' OPTIONS ('aws.acess_key_id' 'k', 'aws.endpoint' 'http://127.0.0.1:1')".into(),
+            "unknown S3 option 'aws.acess_key_id'",
+        ),
+        (
+            "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 's3://my bucket/x/' OPTIONS ('aws.endpoint' 'http://127.0.0.1:1')".into(),
+            "'my bucket' is not a valid S3 bucket name",
+        ),
+        (
+            "SELECT * FROM 's3://my bucket/x.parquet'".into(),
+            "'my bucket' is not a valid S3 bucket name",
+        ),
+        (
+            "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 's3://bucket/x/' OPTIONS ('aws.access_key_id' 'k', 'aws.endpoint' 'http://127.0.0.1:1')".into(),
+            "an access key id is given without its secret access key",
+        ),
+        (
+            "SELECT count(*) FROM near_duplicates((SELECT * FROM 'data/sample.parquet'), 'id', 'text')".into(),
+            "takes a table name, a view or a path, not a subquery",
+        ),
+        (
+            format!("SELECT * FROM '{}'", pp.display()),
+            "the bad Parquet file is",
+        ),
+    ];
+    for (sql, want) in cases {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_samplemix"));
+        cmd.args(["-q", "-c", &sql])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("RUST_BACKTRACE");
+        for (key, _) in std::env::vars() {
+            if key.starts_with("AWS_") {
+                cmd.env_remove(key);
+            }
+        }
+        let out = cmd.output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{sql}: {err}");
+        assert!(err.contains(want), "{sql}: {err}");
+        assert!(!err.contains("panicked at"), "{sql}: {err}");
+    }
+    let out = samplemix_env(&["-q", "-c", "SELECT 1"], &[("AWS_ACCESS_KEY_ID", "k")]);
+    assert!(
+        stderr(&out).contains("AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY: an access key id is given without its secret"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A corrupt page inside a file whose footer is valid is named too.
+#[test]
+fn corrupt_page_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let good = std::fs::read("data/sample.parquet").unwrap();
+    std::fs::write(format!("{d}/a.parquet"), &good).unwrap();
+    let mut bad = good.clone();
+    let third = bad.len() / 3;
+    for b in &mut bad[third..third + 2000] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(format!("{d}/b.parquet"), &bad).unwrap();
+    let out = samplemix(&["-q", "-c", &format!("SELECT sum(length(text)) FROM '{d}/'")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("the bad Parquet file is {d}/b.parquet")),
+        "{}",
+        stderr(&out)
+    );
 }

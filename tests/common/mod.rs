@@ -198,6 +198,53 @@ impl Moto {
     }
 }
 
+/// A TCP proxy on 127.0.0.1 in front of `target` that passes requests at once and answers at
+/// `bytes_per_second` (a slow but live link); dropped with the test.
+pub struct Throttle {
+    pub port: u16,
+}
+
+impl Throttle {
+    pub fn start(target: u16, bytes_per_second: usize) -> Throttle {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || pump(client, server, None));
+                std::thread::spawn(move || pump(s2, c2, Some(bytes_per_second)));
+            }
+        });
+        Throttle { port }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Copy `from` to `to`, at most `rate` bytes a second.
+fn pump(mut from: TcpStream, mut to: TcpStream, rate: Option<usize>) {
+    let chunk = rate.map_or(65536, |r| (r / 20).max(1));
+    let mut buf = vec![0u8; chunk];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        if let Some(r) = rate {
+            std::thread::sleep(Duration::from_secs_f64(n as f64 / r as f64));
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -164,6 +164,43 @@ pub(crate) fn choice_arg<T: Choice>(
     }
 }
 
+/// A number for a message: plain where that is short, in scientific notation otherwise (1e300
+/// is not printed as 301 digits).
+pub(crate) fn show(x: f64) -> String {
+    let a = x.abs();
+    if x == 0.0 || !x.is_finite() || (1e-4..1e15).contains(&a) {
+        format!("{x}")
+    } else {
+        format!("{x:e}")
+    }
+}
+
+/// The items of an `options` argument (`'key=value, ...'`): `(key, value)` pairs in order, keys
+/// lower-cased, both trimmed. An item that is not `key=value`, a key not in `keys` or a key
+/// given twice is a planning error naming the function and the item.
+pub fn parse_options(function: &str, text: &str, keys: &[&str]) -> Result<Vec<(String, String)>> {
+    let listed = keys.join(", ");
+    let mut out: Vec<(String, String)> = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((key, value)) = item.split_once('=') else {
+            return plan_err!(
+                "{function}: argument 'options': '{item}' is not key=value (keys: {listed})"
+            );
+        };
+        let (key, value) = (key.trim().to_ascii_lowercase(), value.trim());
+        if !keys.contains(&key.as_str()) {
+            return plan_err!(
+                "{function}: argument 'options': unknown key '{key}' (keys: {listed})"
+            );
+        }
+        if out.iter().any(|(k, _)| *k == key) {
+            return plan_err!("{function}: argument 'options': key '{key}' is given twice");
+        }
+        out.push((key, value.to_string()));
+    }
+    Ok(out)
+}
+
 /// Apply `f` to every non-null string of a Utf8, LargeUtf8 or Utf8View array.
 pub(crate) fn map_strings<T>(
     array: &ArrayRef,
@@ -281,14 +318,37 @@ pub(crate) fn block_on_helper<T: Send + 'static>(
 
 /// A constant integer argument of a table function (`-3` arrives as a negation).
 pub(crate) fn literal_i64(expr: &Expr, function: &str, argument: &str) -> Result<i64> {
+    let wide = literal_i128(expr, function, argument)?;
+    i64::try_from(wide).or_else(|_| {
+        plan_err!(
+            "{function}: argument '{argument}' must be an integer from -9223372036854775808 to 9223372036854775807, got {wide}"
+        )
+    })
+}
+
+/// A constant seed argument: any integer from -2^63 to 2^64 − 1; one above 2^63 − 1 means the
+/// same 64 bits as its negative counterpart (2^64 − 1 is −1), as `samplemix_uniform` reads it.
+pub(crate) fn literal_seed(expr: &Expr, function: &str, argument: &str) -> Result<i64> {
+    let wide = literal_i128(expr, function, argument)?;
+    match wide {
+        w if (i128::from(i64::MIN)..=i128::from(u64::MAX)).contains(&w) => Ok(w as u64 as i64),
+        w => plan_err!(
+            "{function}: argument '{argument}' must be an integer from -9223372036854775808 to 18446744073709551615, got {w}"
+        ),
+    }
+}
+
+/// A constant integer argument, widened so that every Int64 and UInt64 (and their negation)
+/// fits.
+fn literal_i128(expr: &Expr, function: &str, argument: &str) -> Result<i128> {
     match expr {
         Expr::Literal(v, _) if v.data_type().is_integer() && !v.is_null() => {
-            match v.cast_to(&DataType::Int64)? {
-                ScalarValue::Int64(Some(i)) => Ok(i),
+            match v.cast_to(&DataType::Decimal128(38, 0))? {
+                ScalarValue::Decimal128(Some(i), _, _) => Ok(i),
                 _ => plan_err!("{function}: argument '{argument}' must be an integer"),
             }
         }
-        Expr::Negative(inner) => Ok(-literal_i64(inner, function, argument)?),
+        Expr::Negative(inner) => Ok(-literal_i128(inner, function, argument)?),
         Expr::Literal(v, _) => plan_err!(
             "{function}: argument '{argument}' must be an integer, got {} {v}",
             v.data_type()
@@ -336,5 +396,16 @@ pub(crate) fn table_name(expr: &Expr, function: &str, argument: &str) -> Result<
         other => plan_err!(
             "{function}: argument '{argument}' must be a table name (identifier or string), got {other}"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn numbers_in_messages_stay_short() {
+        assert_eq!(super::show(1e300), "1e300");
+        assert_eq!(super::show(640000.0), "640000");
+        assert_eq!(super::show(2.5e-7), "2.5e-7");
+        assert_eq!(super::show(f64::INFINITY), "inf");
     }
 }

@@ -3,6 +3,7 @@
 
 /// What can go wrong in a kernel.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A name that is not one of the accepted values (a metric, an encoding, a mode, ...).
     #[error("unknown {what} '{value}'; accepted: {accepted}")]
@@ -20,6 +21,9 @@ pub enum Error {
     /// More than 2^42 values added into one exact-sum limb.
     #[error("sum overflows its accumulator (more than 2^42 values)")]
     SumOverflow,
+    /// Work given up at its caller's request (a statement's time limit).
+    #[error("stopped before it finished")]
+    Stopped,
     /// Malformed input: a message that says what was expected.
     #[error("{0}")]
     Invalid(String),

@@ -10,8 +10,9 @@ use datafusion::object_store::ObjectStoreExt;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
-/// Whether a table argument names a file, folder or URL rather than a registered table.
-pub(crate) fn is_location(name: &str) -> bool {
+/// Whether a table name (a table function's argument, a `FROM '...'` name) means a file,
+/// folder or URL rather than a registered table.
+pub fn is_location(name: &str) -> bool {
     name.contains('/')
         || name.contains("://")
         || [".parquet", ".csv", ".json", ".arrow", ".avro"]
@@ -58,10 +59,15 @@ pub(crate) async fn open_table(
     function: &str,
     argument: &str,
 ) -> Result<DataFrame> {
-    if is_location(table) {
+    // A location is one table name, as `FROM 'file.parquet'` reads it (a bare
+    // `sample.parquet` would otherwise be schema `sample`, table `parquet`).
+    let reference = if is_location(table) {
         check_location(ctx, table, function, argument).await?;
-    }
-    ctx.table(table).await.map_err(|e| {
+        datafusion::common::TableReference::bare(table)
+    } else {
+        datafusion::common::TableReference::from(table)
+    };
+    ctx.table(reference).await.map_err(|e| {
         datafusion::common::plan_datafusion_err!(
             "{function}: argument '{argument}': cannot read '{table}': {}",
             e.strip_backtrace()

@@ -44,12 +44,15 @@ mod hash;
 mod help;
 mod io;
 mod mix;
+mod planning;
 pub mod plans;
 mod quality;
 mod tokens;
 mod words;
 
 pub use error::Error;
+pub use io::is_location;
+pub use planning::StatementDeadline;
 
 /// The SQL functions, for users who register a selection or configure one.
 pub mod functions {
@@ -73,7 +76,8 @@ pub mod functions {
 pub mod kernels {
     pub use crate::cluster::assign::{assign, assign_labels, Centroids};
     pub use crate::cluster::kmeans::{
-        fit as kmeans_fit, greedy_kmeans_pp, seed_centroids, Fitted, Options as KmeansOptions,
+        fit as kmeans_fit, fit_until as kmeans_fit_until, greedy_kmeans_pp, seed_centroids, Fitted,
+        Options as KmeansOptions,
     };
     pub use crate::cluster::metric::Metric;
     pub use crate::cluster::sample::{row_hash, BottomK};

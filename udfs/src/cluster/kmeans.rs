@@ -127,6 +127,18 @@ pub const SEEDINGS: u64 = 3;
 /// cluster shows as a much higher potential, so keeping the best of three seedings makes it
 /// rare at three times the seeding cost, still far below one Lloyd run on the full sample.
 pub fn seed_centroids(data: &[f32], dim: usize, k: usize, seed: u64, threads: usize) -> Vec<f32> {
+    seed_centroids_until(data, dim, k, seed, threads, &|| false)
+}
+
+/// [`seed_centroids`], giving up (an empty result) once `stop()` is true.
+fn seed_centroids_until(
+    data: &[f32],
+    dim: usize,
+    k: usize,
+    seed: u64,
+    threads: usize,
+    stop: &dyn Fn() -> bool,
+) -> Vec<f32> {
     (0..SEEDINGS)
         .map(|i| {
             let s = if i == 0 {
@@ -134,7 +146,7 @@ pub fn seed_centroids(data: &[f32], dim: usize, k: usize, seed: u64, threads: us
             } else {
                 crate::hash::splitmix64(seed.wrapping_add(i))
             };
-            greedy_seeding(data, dim, k, s, threads)
+            greedy_seeding(data, dim, k, s, threads, stop)
         })
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(c, _)| c)
@@ -144,7 +156,7 @@ pub fn seed_centroids(data: &[f32], dim: usize, k: usize, seed: u64, threads: us
 /// Greedy k-means++ seeding on `data` (row-major, all finite): k centres, row-major (one
 /// seeding; [`seed_centroids`] is what the fit uses).
 pub fn greedy_kmeans_pp(data: &[f32], dim: usize, k: usize, seed: u64, threads: usize) -> Vec<f32> {
-    greedy_seeding(data, dim, k, seed, threads).0
+    greedy_seeding(data, dim, k, seed, threads, &|| false).0
 }
 
 /// One greedy k-means++ seeding and its potential.
@@ -154,6 +166,7 @@ fn greedy_seeding(
     k: usize,
     seed: u64,
     threads: usize,
+    stop: &dyn Fn() -> bool,
 ) -> (Vec<f32>, f64) {
     let n = data.len() / dim;
     let row = |i: usize| &data[i * dim..(i + 1) * dim];
@@ -167,6 +180,9 @@ fn greedy_seeding(
     let potential = |d: &[f32]| d.iter().map(|v| f64::from(*v)).sum::<f64>();
     let mut current = potential(&closest);
     for _ in 1..k {
+        if stop() {
+            return (centres, current);
+        }
         let picks: Vec<usize> = if current > 0.0 {
             (0..trials)
                 .map(|_| draw(&closest, current, &mut rng))
@@ -283,10 +299,22 @@ fn prepared(values: &[f32], dim: usize) -> Result<Centroids, Error> {
 /// Fit `opts.k` centroids to `data` (row-major rows of `dim` finite values). `progress(i)` is
 /// called after each Lloyd iteration.
 pub fn fit(
+    data: Vec<f32>,
+    dim: usize,
+    opts: Options,
+    progress: impl FnMut(usize),
+) -> Result<Fitted, Error> {
+    fit_until(data, dim, opts, progress, &|| false)
+}
+
+/// [`fit`] that gives up with [`Error::Stopped`] once `stop()` is true (checked between
+/// seeding steps and iterations): a fit under a statement's time limit.
+pub fn fit_until(
     mut data: Vec<f32>,
     dim: usize,
     opts: Options,
     mut progress: impl FnMut(usize),
+    stop: &dyn Fn() -> bool,
 ) -> Result<Fitted, Error> {
     let n = data.len().checked_div(dim).unwrap_or(0);
     if opts.k == 0 || opts.k > n {
@@ -299,10 +327,16 @@ pub fn fit(
         normalize_rows(&mut data, dim);
     }
     let seeding = &data[..n.min(SEEDING_ROWS.max(4 * opts.k)) * dim];
-    let mut centroids = seed_centroids(seeding, dim, opts.k, opts.seed, opts.threads);
+    let mut centroids = seed_centroids_until(seeding, dim, opts.k, opts.seed, opts.threads, stop);
+    if stop() {
+        return Err(Error::Stopped);
+    }
     let mut labels = assign_labels(&data, &prepared(&centroids, dim)?, opts.threads);
     let mut iterations = 0;
     while iterations < opts.max_iter {
+        if stop() {
+            return Err(Error::Stopped);
+        }
         let (mut next, sizes) = update(&data, dim, &labels, &centroids, opts.threads);
         reseed_empty(&data, dim, &mut next, &sizes, &labels);
         let shift = next

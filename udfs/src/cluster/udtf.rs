@@ -22,13 +22,14 @@ use datafusion::logical_expr::{col, lit, Expr, LogicalPlanBuilder};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
-use super::kmeans::{fit, Fitted, Options};
+use super::kmeans::{fit_until, Fitted, Options};
 use super::metric::Metric;
 use super::sample::BottomK;
 use super::vectors::{check_finite, check_type, vectors};
-use crate::args::{block_on_helper, choice_arg, literal_i64, literal_str, table_name};
+use crate::args::{choice_arg, literal_i64, literal_str, table_name};
 use crate::embed::udf::item_field;
 use crate::io::{no_such_column, open_table};
+use crate::planning::{Planning, StopFlag};
 
 const NAME: &str = "kmeans_fit";
 
@@ -115,7 +116,7 @@ fn parse(exprs: &[Expr]) -> Result<Params> {
     }
     let seed = exprs
         .get(4)
-        .map_or(Ok(0), |e| literal_i64(e, NAME, "seed"))?;
+        .map_or(Ok(0), |e| crate::args::literal_seed(e, NAME, "seed"))?;
     let max_iter = exprs
         .get(5)
         .map_or(Ok(DEFAULT_MAX_ITER), |e| literal_i64(e, NAME, "max_iter"))?;
@@ -205,6 +206,7 @@ async fn run(
     state: SessionState,
     p: Params,
     progress: Option<FitProgress>,
+    stop: StopFlag,
 ) -> Result<(Fitted, usize)> {
     let threads = state.config().target_partitions();
     let ctx = SessionContext::new_with_state(state);
@@ -240,13 +242,18 @@ async fn run(
         threads,
     };
     let fitted = tokio::task::spawn_blocking(move || {
-        let out = fit(data, dim, opts, |i| report(FitEvent::Iteration(i)));
+        let out = fit_until(data, dim, opts, |i| report(FitEvent::Iteration(i)), &|| {
+            stop.raised()
+        });
         report(FitEvent::Finished);
         out
     })
     .await
     .map_err(|e| DataFusionError::External(Box::new(e)))?
-    .map_err(|e| plan_datafusion_err!("{NAME}: {e}"))?;
+    .map_err(|e| match e {
+        crate::Error::Stopped => Planning::timed_out(NAME),
+        e => plan_datafusion_err!("{NAME}: {e}"),
+    })?;
     drop(reservation);
     Ok((fitted, dim))
 }
@@ -291,8 +298,13 @@ impl TableFunctionImpl for KmeansFit {
             return plan_err!("{NAME}: needs a DataFusion SessionState to read its input table");
         };
         let metric = params.metric;
-        let (fitted, dim) =
-            block_on_helper(NAME, run(state.clone(), params, self.progress.clone()))?;
+        let planning = Planning::new(NAME, args.session());
+        let (fitted, dim) = planning.run(run(
+            state.clone(),
+            params,
+            self.progress.clone(),
+            planning.stop_flag(),
+        ))?;
         Ok(Arc::new(values_plan(&fitted, dim, metric)?))
     }
 }

@@ -32,8 +32,9 @@ use datafusion::prelude::{DataFrame, SessionContext};
 
 use super::minhash::{default_bands, DEFAULT_NUM_HASHES, MAX_NUM_HASHES};
 use super::udf::{check_bands, minhash_bands_udf, minhash_similarity_udf, minhash_udf};
-use crate::args::{block_on_helper, is_string, literal_f64, literal_i64, literal_str, table_name};
+use crate::args::{is_string, literal_f64, literal_i64, literal_str, table_name};
 use crate::io::{no_such_column, open_table};
+use crate::planning::Planning;
 use crate::plans::named_values;
 
 const NAME: &str = "near_duplicates";
@@ -105,6 +106,13 @@ async fn open(ctx: &SessionContext, p: &Params) -> Result<DataFrame> {
         let Ok(field) = df.schema().field_with_unqualified_name(column) else {
             return Err(no_such_column(&df, &p.table, column, NAME, argument));
         };
+        if argument == "id_column" && field.data_type().is_floating() {
+            return plan_err!(
+                "{NAME}: argument 'id_column': column '{column}' of '{}' is {}; ids must compare exactly (integers, strings, dates ...): a float id is ambiguous (0.0 = -0.0, NaN <> NaN)",
+                p.table,
+                field.data_type()
+            );
+        }
         if argument == "text_column" && !is_string(field.data_type()) {
             return plan_err!(
                 "{NAME}: argument 'text_column': column '{column}' of '{}' must be a string (Utf8, LargeUtf8 or Utf8View), got {}",
@@ -258,7 +266,7 @@ impl TableFunctionImpl for NearDuplicates {
             return plan_err!("{NAME}: needs a DataFusion SessionState");
         };
         let state = state.clone();
-        let plan = block_on_helper(NAME, async move {
+        let plan = Planning::new(NAME, args.session()).run(async move {
             let ctx = SessionContext::new_with_state(state);
             // One open (a listing, on S3 a request) serves both reads of the table.
             let table = open(&ctx, &p).await?;

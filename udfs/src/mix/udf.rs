@@ -857,7 +857,7 @@ static ASSERT_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         crate::doc_section(),
         "Returns value unchanged; fails the query with message followed by the row's detail when \
-         ok is false or NULL. samplemix_weights uses it to reject invalid inputs (NULLs, unknown \
+         ok is false or NULL (a NULL message or detail is left out). samplemix_weights uses it to reject invalid inputs (NULLs, unknown \
          clusters, negative tokens) while streaming, without an extra pass.",
         "samplemix_assert(value, ok, message, detail)",
     )
@@ -906,9 +906,13 @@ impl ScalarUDFImpl for Assert {
                 let array = array.as_string::<i32>();
                 Ok(array.is_valid(i).then(|| array.value(i).to_string()))
             };
-            let m = text(message)?.unwrap_or_else(|| "assertion failed".into());
-            let d = text(detail)?.unwrap_or_else(|| "NULL".into());
-            return exec_err!("{m}{d}");
+            let why = if ok.is_null(i) { "NULL" } else { "false" };
+            return match (text(message)?, text(detail)?) {
+                (Some(m), Some(d)) => exec_err!("{m}{d}"),
+                (Some(m), None) => exec_err!("{m}"),
+                (None, Some(d)) => exec_err!("{ASSERT}: 'ok' is {why} (detail: {d})"),
+                (None, None) => exec_err!("{ASSERT}: 'ok' is {why}"),
+            };
         }
         Ok(value.clone())
     }

@@ -57,8 +57,8 @@ use super::udf::{assert_udf, exp_udf, lookup_packed, lookup_udf, round_udf};
 use super::udwf::systematic_round_udwf;
 use super::weights::{separation, ExactSum, Mode, Separation};
 use crate::args::{
-    block_on_helper, choice_arg, choice_of, choice_traits, literal_f64, literal_i64, literal_str,
-    table_name, Choice,
+    block_on_helper, choice_arg, choice_of, choice_traits, literal_f64, literal_str, table_name,
+    Choice,
 };
 use crate::cluster::assign::Centroids;
 use crate::cluster::centroids::read_centroids;
@@ -122,17 +122,11 @@ impl Default for Options {
     }
 }
 
-const OPTION_KEYS: &str = "rounding, max_copies, min_cluster_size";
+const OPTION_KEYS: [&str; 3] = ["rounding", "max_copies", "min_cluster_size"];
 
 fn parse_options(text: &str) -> Result<Options> {
     let mut o = Options::default();
-    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let Some((key, value)) = item.split_once('=') else {
-            return plan_err!(
-                "{NAME}: argument 'options': '{item}' is not key=value (keys: {OPTION_KEYS})"
-            );
-        };
-        let (key, value) = (key.trim().to_ascii_lowercase(), value.trim());
+    for (key, value) in crate::args::parse_options(NAME, text, &OPTION_KEYS)? {
         let positive = |what: &str| -> Result<i64> {
             match value.parse::<i64>() {
                 Ok(v) if v >= 1 => Ok(v),
@@ -142,14 +136,9 @@ fn parse_options(text: &str) -> Result<Options> {
             }
         };
         match key.as_str() {
-            "rounding" => o.rounding = choice_of(value, NAME, "options: rounding")?,
+            "rounding" => o.rounding = choice_of(&value, NAME, "options: rounding")?,
             "max_copies" => o.max_copies = Some(positive("max_copies")?),
-            "min_cluster_size" => o.min_cluster_size = positive("min_cluster_size")?,
-            other => {
-                return plan_err!(
-                    "{NAME}: argument 'options': unknown key '{other}' (keys: {OPTION_KEYS})"
-                )
-            }
+            _ => o.min_cluster_size = positive("min_cluster_size")?,
         }
     }
     Ok(o)
@@ -177,12 +166,13 @@ fn parse(exprs: &[Expr]) -> Result<Params> {
     let budget = literal_f64(&exprs[4], NAME, "budget_tokens")?;
     if !(budget > 0.0 && budget.is_finite()) {
         return plan_err!(
-            "{NAME}: argument 'budget_tokens' must be a positive number of tokens, got {budget}"
+            "{NAME}: argument 'budget_tokens' must be a positive number of tokens, got {}",
+            crate::args::show(budget)
         );
     }
     let seed = exprs
         .get(5)
-        .map_or(Ok(0), |e| literal_i64(e, NAME, "seed"))?;
+        .map_or(Ok(0), |e| crate::args::literal_seed(e, NAME, "seed"))?;
     let mode = choice_arg(exprs.get(6), Mode::Tokens, NAME, "mode")?;
     let separation = choice_arg(exprs.get(7), Separation::Mean, NAME, "separation")?;
     let options = match exprs.get(8) {
@@ -969,7 +959,8 @@ fn count_scale(clusters: &Clusters, p: &Params) -> Result<f64> {
     let most = scale / clusters.z;
     if clusters.rows > 0 && !(0.0..9.2e18).contains(&most) {
         return plan_err!(
-            "{NAME}: an expected count is not a number below 9.2e18 (counts are Int64): in 'tokens' mode every row of 'scored' has 0 tokens, or budget_tokens is too large (largest expected count: {most})"
+            "{NAME}: an expected count is not a number below 9.2e18 (counts are Int64): in 'tokens' mode every row of 'scored' has 0 tokens, or budget_tokens is too large (largest expected count: {})",
+            crate::args::show(most)
         );
     }
     Ok(most)
@@ -1096,7 +1087,9 @@ fn water_fill(
     };
     if most < target {
         return plan_err!(
-            "{NAME}: max_copies={cap} cannot meet the budget: at most {most} {unit} (every document {cap} times), the budget needs {target}; raise max_copies or lower budget_tokens"
+            "{NAME}: max_copies={cap} cannot meet the budget: at most {} {unit} (every document {cap} times), the budget needs {}; raise max_copies or lower budget_tokens",
+            crate::args::show(most),
+            crate::args::show(target)
         );
     }
     let mut lambda = target / weight;
