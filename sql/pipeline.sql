@@ -18,9 +18,11 @@
 -- seed 0); edit them here for your run.
 CREATE EXTERNAL TABLE corpus STORED AS PARQUET LOCATION '${input}';
 
--- 0. Near-duplicates (MinHash LSH, estimated Jaccard of 5-word shingles >= 0.8; the groups
---    are found in the client process, the signatures computed where the scan runs).
-COPY (SELECT * FROM near_duplicates(corpus, 'id', 'text')) TO '${work}dedup/' STORED AS PARQUET;
+-- 0. Near-duplicates (MinHash LSH, estimated Jaccard of 5-word shingles >= 0.8, 112 hashes in
+--    14 bands): every step (signatures, verified pairs, the rounds of label propagation) runs
+--    where the scan runs and is written under ${work}dedup-work/; the client only counts rounds.
+COPY (SELECT * FROM near_duplicates(corpus, 'id', 'text', 0.8, 112, 14, 'work=${work}dedup-work/'))
+TO '${work}dedup/' STORED AS PARQUET;
 CREATE EXTERNAL TABLE dedup STORED AS PARQUET LOCATION '${work}dedup/';
 
 -- 1. Per kept document: tokens (o200k_base), quality q(x) in [0, 10], embedding.

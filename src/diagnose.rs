@@ -10,6 +10,7 @@
 //! (and, for a corrupt page, a read of the files), and only after a failure.
 
 use datafusion::datasource::listing::{ListingTable, ListingTableUrl};
+use datafusion::error::DataFusionError;
 use datafusion::object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use datafusion::parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
 use datafusion::prelude::SessionContext;
@@ -19,9 +20,15 @@ use futures::TryStreamExt;
 /// before `cluster` in a SELECT list for a trailing one (CLUSTER is reserved there, for Hive's
 /// CLUSTER BY): `SELECT id, cluster FROM scored`. `cluster` is a column of every scored table,
 /// so the bare parse error would leave many users guessing.
-pub fn parser_hint(message: &str) -> Option<&'static str> {
-    let lower = message.to_ascii_lowercase();
-    (lower.contains("parsererror") && lower.contains("found: cluster")).then_some(
+pub fn parser_hint(e: &DataFusionError) -> Option<&'static str> {
+    let parse_error = match e.find_root() {
+        DataFusionError::SQL(parse, _) => parse.to_string(),
+        _ => return None,
+    };
+    parse_error
+        .to_ascii_lowercase()
+        .contains("found: cluster")
+        .then_some(
         "`cluster` after a comma in a SELECT list is read as the keyword CLUSTER (the default SQL \
          dialect allows a trailing comma there): write it with its table's alias (s.cluster) or \
          quoted (\"cluster\"), or SET datafusion.sql_parser.dialect = 'postgres'",
@@ -52,10 +59,31 @@ pub fn bad_s3_location(sql: &str) -> Option<String> {
         .map(|e| e.strip_backtrace())
 }
 
-/// Whether `message` (an error's text) is a failure to read Parquet data (a footer, a page, a
-/// decompression of either).
-pub fn is_parquet_failure(message: &str) -> bool {
-    message.contains("Parquet")
+/// Whether `e`, or an error it wraps, is a failure of the Parquet reader (a footer, a page, a
+/// decompression of either), told by the errors' types.
+pub fn is_parquet_failure(e: &DataFusionError) -> bool {
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::parquet::errors::ParquetError;
+
+    let arrow = |a: &ArrowError| match a {
+        ArrowError::ParquetError(_) => true,
+        ArrowError::ExternalError(inner) => inner.downcast_ref::<ParquetError>().is_some(),
+        _ => false,
+    };
+    match e {
+        DataFusionError::ParquetError(_) => true,
+        DataFusionError::ArrowError(a, _) => arrow(a),
+        DataFusionError::Context(_, inner) => is_parquet_failure(inner),
+        DataFusionError::Shared(inner) => is_parquet_failure(inner),
+        DataFusionError::External(inner) => {
+            inner.downcast_ref::<ParquetError>().is_some()
+                || inner.downcast_ref::<ArrowError>().is_some_and(arrow)
+                || inner
+                    .downcast_ref::<DataFusionError>()
+                    .is_some_and(is_parquet_failure)
+        }
+        _ => false,
+    }
 }
 
 /// The first Parquet file among the locations `sql` names or the session's tables read from

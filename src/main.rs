@@ -193,6 +193,7 @@ fn register_fit_progress(ctx: &datafusion::prelude::SessionContext) {
                     pb.finish_and_clear();
                 }
             }
+            _ => {}
         }
     });
     ctx.register_udtf("kmeans_fit", Arc::new(KmeansFit::with_progress(progress)));
@@ -239,7 +240,10 @@ fn run_shell() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(main_inner()) {
+    let result = runtime.block_on(main_inner());
+    // near_duplicates' steps in the temporary folder (results read from there are gone too).
+    samplemix_udfs::remove_local_work();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e}");

@@ -319,7 +319,7 @@ pub async fn run_statement(
     let Err(e) = result else { return Ok(()) };
     let e = crate::panics::with_message(e);
     let message = e.to_string();
-    if crate::is_parquet_failure(&message) || message.contains("panicked") {
+    if crate::is_parquet_failure(&e) || message.contains("panicked") {
         if let Some(bad) = crate::find_corrupt_parquet(ctx.inner(), sql).await {
             return Err(e.context(bad));
         }
@@ -330,7 +330,7 @@ pub async fn run_statement(
     if let Some(hint) = crate::subquery_hint(&message) {
         return Err(e.context(hint));
     }
-    if let Some(hint) = crate::parser_hint(&message) {
+    if let Some(hint) = crate::parser_hint(&e) {
         return Err(e.context(hint));
     }
     Err(e)

@@ -312,7 +312,10 @@ pub(crate) fn block_on_helper<T: Send + 'static>(
         })?;
     match handle.join() {
         Ok(result) => result,
-        Err(_) => exec_err!("{function}: internal error: the worker thread panicked"),
+        Err(_) => Err(crate::error::internal(
+            function,
+            "the worker thread panicked",
+        )),
     }
 }
 

@@ -35,3 +35,14 @@ impl Error {
         Error::Invalid(message.into())
     }
 }
+
+/// The error of a state the code should never reach (a bug of samplemix, not of the input):
+/// `"{function}: internal error: {what} (please report it)"`, so every such site reads alike.
+pub(crate) fn internal(
+    function: &str,
+    what: impl std::fmt::Display,
+) -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::Execution(format!(
+        "{function}: internal error: {what} (please report it)"
+    ))
+}

@@ -30,8 +30,8 @@ const TABLE_FUNCTIONS: &[(&str, &str, &str)] = &[
     ),
     (
         "near_duplicates",
-        "near_duplicates(table, id_column, text_column [, threshold [, num_hashes [, bands]]])",
-        "Near-duplicate groups by MinHash LSH: one row per row of table with id (the input id's type), group_id (the smallest id of its group) and keep (true for exactly one row per group, id = group_id). Groups are connected components of candidate pairs (any of bands LSH bands of minhash(text, num_hashes) agree) whose estimated Jaccard similarity of 5-word shingles is at least threshold (default 0.8; num_hashes 112; bands chosen from the threshold, 14 for 0.8). Exact duplicates always share a group; NULL texts and NULL ids are never grouped. table is a registered table, a Parquet path or a URL.",
+        "near_duplicates(table, id_column, text_column [, threshold [, num_hashes [, bands [, options]]]])",
+        "Near-duplicate groups by MinHash LSH: one row per row of table with id (the input id's type), group_id (the smallest id of its group) and keep (true for exactly one row per group, id = group_id). Groups are connected components of candidate pairs (any of bands LSH bands of minhash(text, num_hashes) agree) whose estimated Jaccard similarity of 5-word shingles is at least threshold (default 0.8; num_hashes 112; bands chosen from the threshold, 14 for 0.8). Exact duplicates always share a group; NULL texts and NULL ids are never grouped. table is a registered table, a Parquet path or a URL. options: 'work=<folder or URL>', where the steps are written (the engine computes the groups; default: a temporary folder; required on a cluster).",
     ),
     (
         "samplemix_help",
@@ -69,6 +69,8 @@ impl TableFunctionImpl for SamplemixHelp {
         rows.extend(
             crate::all_udfs()
                 .iter()
+                // Internal to samplemix_weights' plans (registered so that they travel).
+                .filter(|f| f.name() != crate::mix::figures::NAME)
                 .filter_map(|f| documented(f.name(), "scalar", f.documentation())),
         );
         rows.extend(

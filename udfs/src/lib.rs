@@ -50,6 +50,7 @@ mod quality;
 mod tokens;
 mod words;
 
+pub use dedup::components::remove_local_work;
 pub use error::Error;
 pub use io::is_location;
 pub use planning::StatementDeadline;
@@ -62,38 +63,56 @@ pub mod functions {
     pub use crate::dedup::udtf::NearDuplicates;
     pub use crate::embed::udf::embed_udf;
     pub use crate::help::SamplemixHelp;
+    pub use crate::mix::plan::SamplemixWeights;
     pub use crate::mix::udaf::exact_sum_udaf;
     pub use crate::mix::udf::{
         assert_udf, distance_udf, exp_udf, lookup_udf, round_udf, uniform_udf,
     };
-    pub use crate::mix::udtf::SamplemixWeights;
     pub use crate::mix::udwf::systematic_round_udwf;
     pub use crate::quality::udf::{quality_score_udf, quality_signals_udf};
     pub use crate::tokens::udf::token_count_udf;
 }
 
-/// The pure algorithms behind the SQL functions.
+/// The pure algorithms behind the SQL functions that benchmarks, tests and Rust callers use
+/// without SQL: token counts, quality, the hashed embedding, MinHash, k-means and assignment.
 pub mod kernels {
     pub use crate::cluster::assign::{assign, assign_labels, Centroids};
     pub use crate::cluster::kmeans::{
-        fit as kmeans_fit, fit_until as kmeans_fit_until, greedy_kmeans_pp, seed_centroids, Fitted,
-        Options as KmeansOptions,
+        fit as kmeans_fit, greedy_kmeans_pp, seed_centroids, Fitted, Options as KmeansOptions,
     };
     pub use crate::cluster::metric::Metric;
-    pub use crate::cluster::sample::{row_hash, BottomK};
-    pub use crate::dedup::minhash::{
-        band_keys, candidate_probability, default_bands, similarity as minhash_similarity,
-        MinHasher,
-    };
-    pub use crate::embed::hashed::{embed, embed_into, DEFAULT_DIM, MAX_DIM};
-    pub use crate::hash::{fnv1a64, splitmix64, uniform, unit_interval};
-    pub use crate::mix::exp::{exp as portable_exp, exp_into as portable_exp_into};
-    pub use crate::mix::weights::{
-        integer_count, separation, systematic_counts, systematic_extra, systematic_offset,
-        ExactSum, Mode, Separation, SYSTEMATIC_UNIT,
-    };
+    pub use crate::dedup::minhash::MinHasher;
+    pub use crate::embed::hashed::{embed, embed_into};
     pub use crate::quality::{quality_score, score, signals, Signals};
     pub use crate::tokens::{count_tokens, Encoding};
+}
+
+/// The parsers of user-given strings, exposed for the fuzz tests (`udfs/tests/fuzz.rs`); not a
+/// stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use datafusion::error::Result;
+
+    /// `samplemix_weights`' options string, parsed: `Ok` with the canonical
+    /// `key=value` items, or the planning error.
+    pub fn weights_options(text: &str) -> Result<String> {
+        crate::mix::plan::params::parse_options(text).map(|o| format!("{o:?}"))
+    }
+
+    /// The generic `'key=value, ...'` splitter with the given keys.
+    pub fn options(text: &str, keys: &[&str]) -> Result<Vec<(String, String)>> {
+        crate::args::parse_options("f", text, keys)
+    }
+
+    /// A packed per-cluster table of `width` figures: its number of clusters, or why not.
+    pub fn figures_table(text: &str, width: usize) -> std::result::Result<usize, String> {
+        crate::mix::figures::unpack(text, width).map(|t| t.len())
+    }
+
+    /// The packed text of a table (the inverse of [`figures_table`]).
+    pub fn pack_figures(ids: &[i64], rows: &[Vec<f64>]) -> String {
+        crate::mix::figures::pack(ids, rows)
+    }
 }
 
 /// The documentation section all samplemix functions appear under in `SHOW FUNCTIONS` docs.
@@ -123,6 +142,7 @@ pub fn all_udfs() -> Vec<Arc<ScalarUDF>> {
         functions::lookup_udf(),
         functions::distance_udf(),
         functions::assert_udf(),
+        crate::mix::figures::figures_udf(),
         functions::diversity_cluster_udf(functions::CentroidSource::Runtime(Arc::new(
             RuntimeEnv::default(),
         ))),

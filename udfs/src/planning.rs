@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use datafusion::catalog::Session;
-use datafusion::common::exec_err;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::SessionState;
 
@@ -122,7 +121,10 @@ impl Planning {
             })?;
         match handle.join() {
             Ok(result) => result,
-            Err(_) => exec_err!("{function}: internal error: the planning thread panicked"),
+            Err(_) => Err(crate::error::internal(
+                function,
+                "the planning thread panicked",
+            )),
         }
     }
 }

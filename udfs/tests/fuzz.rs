@@ -99,3 +99,83 @@ proptest! {
         }
     }
 }
+
+// The parsers of strings users (or plans) hand to the functions: options strings and the
+// packed per-cluster tables. Any text gives a value or an error, never a panic; valid inputs
+// round-trip.
+mod parsing {
+    use proptest::prelude::*;
+    use samplemix_udfs::fuzzing::{figures_table, options, pack_figures, weights_options};
+
+    /// Option-like text: keys, values, separators and noise.
+    fn option_text() -> impl Strategy<Value = String> {
+        let item = prop_oneof![
+            Just("rounding".to_string()),
+            Just("max_copies".to_string()),
+            Just("min_cluster_size".to_string()),
+            "[a-zA-Z_ ]{0,12}",
+        ];
+        let value = prop_oneof![
+            "-?[0-9]{0,20}",
+            Just("systematic".to_string()),
+            Just("independent".to_string()),
+            "\\PC{0,8}",
+        ];
+        prop::collection::vec(
+            (
+                item,
+                prop_oneof![Just("="), Just("=="), Just(""), Just(" = ")],
+                value,
+            ),
+            0..6,
+        )
+        .prop_map(|items| {
+            items
+                .into_iter()
+                .map(|(k, eq, v)| format!("{k}{eq}{v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn options_strings_parse_or_err(text in prop_oneof![option_text(), any::<String>()]) {
+            match weights_options(&text) {
+                Ok(_) => {}
+                Err(e) => prop_assert!(e.to_string().contains("samplemix_weights: argument 'options"), "{e}"),
+            }
+            let keys = ["a", "b"];
+            if let Ok(items) = options(&text, &keys) {
+                for (i, (k, _)) in items.iter().enumerate() {
+                    prop_assert!(keys.contains(&k.as_str()));
+                    prop_assert!(items[..i].iter().all(|(j, _)| j != k), "repeated key {k}");
+                }
+            }
+        }
+
+        #[test]
+        fn valid_options_round_trip(a in proptest::option::of("[0-9a-z]{1,6}"), b in proptest::option::of("[0-9a-z]{1,6}")) {
+            let mut items = Vec::new();
+            if let Some(a) = &a { items.push(format!(" A = {a} ")); }
+            if let Some(b) = &b { items.push(format!("b={b}")); }
+            let parsed = options(&items.join(","), &["a", "b"]).unwrap();
+            let want: Vec<(String, String)> = a.map(|v| ("a".to_string(), v)).into_iter()
+                .chain(b.map(|v| ("b".to_string(), v))).collect();
+            prop_assert_eq!(parsed, want);
+        }
+
+        #[test]
+        fn packed_tables_unpack_or_err(text in prop_oneof!["[A-Za-z0-9+/=]{0,200}", any::<String>()], width in 0usize..8) {
+            let _ = figures_table(&text, width);
+        }
+
+        #[test]
+        fn packed_tables_round_trip(rows in prop::collection::vec(prop::collection::vec(any::<f64>(), 3), 0..40)) {
+            let ids: Vec<i64> = (0..rows.len() as i64).map(|i| i * 7 - 100).collect();
+            let text = pack_figures(&ids, &rows);
+            prop_assert_eq!(figures_table(&text, 3), Ok(rows.len()));
+            prop_assert!(figures_table(&text, 2).is_err() || rows.is_empty());
+        }
+    }
+}

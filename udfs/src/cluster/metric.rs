@@ -4,6 +4,7 @@ use crate::args::{choice_traits, Choice};
 
 /// How distances between embeddings and centroids are measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Metric {
     /// Cosine distance 1 − cos(x, c); fitting L2-normalises the embeddings first.
     #[default]

@@ -10,8 +10,9 @@ use std::collections::BinaryHeap;
 use crate::hash::{fnv1a_step, splitmix64};
 
 /// Seeded hash of an embedding's values (their exact bits). Part of the reproducibility
-/// contract of `kmeans_fit`: never changes between versions.
-pub fn row_hash(row: &[f32], seed: u64) -> u64 {
+/// contract of `kmeans_fit`: never changes between versions (the tests pin it).
+#[cfg(test)]
+pub(crate) fn row_hash(row: &[f32], seed: u64) -> u64 {
     hashes(row, seed).0
 }
 
@@ -27,7 +28,7 @@ fn hashes(row: &[f32], seed: u64) -> (u64, u64) {
 }
 
 /// Bottom-k sampler over rows of a fixed dimension.
-pub struct BottomK {
+pub(crate) struct BottomK {
     capacity: usize,
     seed: u64,
     dim: usize,
@@ -83,11 +84,6 @@ impl BottomK {
     /// Rows kept so far.
     pub fn len(&self) -> usize {
         self.heap.len()
-    }
-
-    /// Whether no row is kept.
-    pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
     }
 
     /// Offer one row (`row.len()` must equal the dimension; the caller checks).

@@ -46,6 +46,7 @@ const NAME: &str = "diversity_cluster";
 
 /// Where `diversity_cluster` reads its centroids.
 #[derive(Clone)]
+#[non_exhaustive]
 pub enum CentroidSource {
     /// The session that registered the function: registered tables, and paths or URLs through
     /// that session's object stores (what `register_all` uses).
@@ -183,9 +184,10 @@ impl DiversityCluster {
             }
             (Some(c), _) => Arc::new(c),
             (None, _) => {
-                return exec_err!(
-                    "{NAME}: internal error: centroids '{name}' vanished from the cache"
-                )
+                return Err(crate::error::internal(
+                    NAME,
+                    format!("centroids '{name}' vanished from the cache"),
+                ))
             }
         };
         *cache = Some(Cached {

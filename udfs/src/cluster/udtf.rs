@@ -11,9 +11,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{FixedSizeListArray, Float32Array};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{
-    exec_datafusion_err, exec_err, plan_datafusion_err, plan_err, ScalarValue,
-};
+use datafusion::common::{plan_datafusion_err, plan_err, ScalarValue};
 use datafusion::datasource::ViewTable;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::SessionState;
@@ -40,6 +38,7 @@ pub const DEFAULT_MAX_ITER: i64 = 100;
 
 /// What a fit reports while it runs (the shell draws a progress bar from it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FitEvent {
     /// The sample is drawn and the fit starts.
     Started {
@@ -139,7 +138,7 @@ fn parse(exprs: &[Expr]) -> Result<Params> {
 /// Grow `reservation` by `bytes`, or fail naming the sample and the way out.
 fn reserve(reservation: &mut MemoryReservation, bytes: usize, p: &Params) -> Result<()> {
     reservation.try_grow(bytes).map_err(|e| {
-        exec_datafusion_err!(
+        plan_datafusion_err!(
             "{NAME}: the sample of up to {} rows needs more memory than the session's memory pool allows ({}); lower 'sample_rows' or raise the limit (samplemix -m)",
             p.sample_rows,
             e.strip_backtrace()
@@ -171,7 +170,7 @@ async fn sample(ctx: &SessionContext, p: &Params) -> Result<(BottomK, MemoryRese
             let s = match &mut sampler {
                 Some(s) => s,
                 None if row.is_empty() => {
-                    return exec_err!(
+                    return plan_err!(
                         "{NAME}: argument 'column': embeddings must not be empty lists"
                     )
                 }
@@ -179,7 +178,7 @@ async fn sample(ctx: &SessionContext, p: &Params) -> Result<(BottomK, MemoryRese
             };
             let dim = s.dim();
             if row.len() != dim {
-                return exec_err!(
+                return plan_err!(
                     "{NAME}: argument 'column': rows have differing dimensions ({dim} and {}); every embedding must have the same length",
                     row.len()
                 );

@@ -1,41 +1,31 @@
 //! SQL glue for `near_duplicates(table, id_column, text_column [, threshold [, num_hashes
-//! [, bands]]])`.
+//! [, bands [, options]]]])`; the grouping itself is [`super::components`], computed by the
+//! engine (docs/METHOD.md "Near-duplicates").
 //!
-//! How it runs (docs/METHOD.md "Near-duplicates"):
-//! 1. while planning, one query over `table` through ordinary DataFusion operators: a signature
-//!    per row (`minhash`), its band keys (`minhash_bands`) unnested to one row per band, a
-//!    window partitioned by key and ordered by id that gives each row its bucket's smallest id
-//!    (the root) and the root's signature (a sort, which spills to disk under memory pressure),
-//!    then the verified candidate pairs: `(id, root)` with `id ≠ root` and
-//!    `minhash_similarity(sig, root_sig) ≥ threshold`, distinct;
-//! 2. connected components of those pairs (union-find, in memory: one entry per document that
-//!    has a verified near-duplicate, nothing for the others); a component's `group_id` is its
-//!    smallest id;
-//! 3. the result is a plan: `table` left-joined with a `VALUES` list of (id, group_id) of the
-//!    grouped documents, so it serialises like any query and reads `table` again for the ids.
-//!
+//! The groups are computed while the query is planned (the output's rows need them), on one
+//! runtime per call under the statement's deadline ([`Planning`]); the result is a plan that
+//! joins `table` with the labels written under the work folder, so it serialises like any
+//! query, and neither the client nor the plan holds anything that grows with the documents.
 //! Every step is a set operation on the rows, so the output does not depend on partitioning,
 //! file order or thread count.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{plan_err, JoinType, ScalarValue};
+use datafusion::common::plan_err;
 use datafusion::datasource::ViewTable;
 use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
-use datafusion::functions::expr_fn::coalesce;
-use datafusion::functions_window::expr_fn::first_value;
-use datafusion::logical_expr::{col, lit, Expr, ExprFunctionExt, LogicalPlan};
+use datafusion::logical_expr::Expr;
 use datafusion::prelude::{DataFrame, SessionContext};
 
+use super::components::{components, output, Grouping, Work};
+
 use super::minhash::{default_bands, DEFAULT_NUM_HASHES, MAX_NUM_HASHES};
-use super::udf::{check_bands, minhash_bands_udf, minhash_similarity_udf, minhash_udf};
+use super::udf::check_bands;
 use crate::args::{is_string, literal_f64, literal_i64, literal_str, table_name};
 use crate::io::{no_such_column, open_table};
 use crate::planning::Planning;
-use crate::plans::named_values;
 
 const NAME: &str = "near_duplicates";
 
@@ -55,12 +45,17 @@ struct Params {
     threshold: f64,
     num_hashes: usize,
     bands: usize,
+    /// Where the steps are written (`work=`); a folder of the process's temporary folder
+    /// when absent.
+    work: Option<String>,
 }
 
+const OPTION_KEYS: [&str; 1] = ["work"];
+
 fn parse(exprs: &[Expr]) -> Result<Params> {
-    if !(3..=6).contains(&exprs.len()) {
+    if !(3..=7).contains(&exprs.len()) {
         return plan_err!(
-            "{NAME}: expected 3 to 6 arguments (table, id_column, text_column [, threshold [, num_hashes [, bands]]]), got {}",
+            "{NAME}: expected 3 to 7 arguments (table, id_column, text_column [, threshold [, num_hashes [, bands [, options]]]]), got {}",
             exprs.len()
         );
     }
@@ -81,6 +76,17 @@ fn parse(exprs: &[Expr]) -> Result<Params> {
         );
     }
     let num_hashes = num_hashes as usize;
+    let mut work = None;
+    if let Some(e) = exprs.get(6) {
+        for (_, value) in
+            crate::args::parse_options(NAME, &literal_str(e, NAME, "options")?, &OPTION_KEYS)?
+        {
+            if value.is_empty() {
+                return plan_err!("{NAME}: argument 'options': work must be a folder path or URL");
+            }
+            work = Some(value);
+        }
+    }
     let bands = match exprs.get(5) {
         Some(e) => {
             let b = literal_i64(e, NAME, "bands")?;
@@ -96,6 +102,7 @@ fn parse(exprs: &[Expr]) -> Result<Params> {
         threshold,
         num_hashes,
         bands,
+        work,
     })
 }
 
@@ -124,139 +131,15 @@ async fn open(ctx: &SessionContext, p: &Params) -> Result<DataFrame> {
     Ok(df)
 }
 
-/// Step 1: the verified candidate pairs `(id, root)`.
-async fn verified_pairs(df: DataFrame, p: &Params) -> Result<Vec<(ScalarValue, ScalarValue)>> {
-    let (id, text) = (col(p.id.as_str()), col(p.text.as_str()));
-    let by_key = |e: Expr| {
-        first_value(e)
-            .partition_by(vec![col("__key")])
-            .order_by(vec![col("__id").sort(true, false)])
-            .build()
-    };
-    let pairs = df
-        .filter(id.clone().is_not_null().and(text.clone().is_not_null()))?
-        .select(vec![
-            id.alias("__id"),
-            minhash_udf()
-                .call(vec![text, lit(p.num_hashes as i64)])
-                .alias("__sig"),
-        ])?
-        .select(vec![
-            col("__id"),
-            col("__sig"),
-            minhash_bands_udf()
-                .call(vec![col("__sig"), lit(p.bands as i64)])
-                .alias("__key"),
-        ])?
-        .unnest_columns(&["__key"])?
-        .select(vec![
-            col("__id"),
-            col("__sig"),
-            by_key(col("__id"))?.alias("__root"),
-            by_key(col("__sig"))?.alias("__root_sig"),
-        ])?
-        .filter(
-            col("__id").not_eq(col("__root")).and(
-                minhash_similarity_udf()
-                    .call(vec![col("__sig"), col("__root_sig")])
-                    .gt_eq(lit(p.threshold)),
-            ),
-        )?
-        .select(vec![col("__id"), col("__root")])?
-        .distinct()?;
-    let mut out = Vec::new();
-    for batch in pairs.collect().await? {
-        let (ids, roots) = (batch.column(0), batch.column(1));
-        for i in 0..batch.num_rows() {
-            out.push((
-                ScalarValue::try_from_array(ids, i)?,
-                ScalarValue::try_from_array(roots, i)?,
-            ));
-        }
-    }
-    Ok(out)
-}
-
-/// Step 2: `(id, group_id)` of every document in a group of two or more, sorted by id.
-fn components(pairs: Vec<(ScalarValue, ScalarValue)>) -> Vec<(ScalarValue, ScalarValue)> {
-    let mut index: HashMap<ScalarValue, usize> = HashMap::new();
-    let mut ids: Vec<ScalarValue> = Vec::new();
-    let mut parent: Vec<usize> = Vec::new();
-    let mut slot = |v: ScalarValue, ids: &mut Vec<ScalarValue>, parent: &mut Vec<usize>| {
-        *index.entry(v.clone()).or_insert_with(|| {
-            ids.push(v);
-            parent.push(parent.len());
-            parent.len() - 1
-        })
-    };
-    fn find(parent: &mut [usize], mut x: usize) -> usize {
-        while parent[x] != x {
-            parent[x] = parent[parent[x]];
-            x = parent[x];
-        }
-        x
-    }
-    for (a, b) in pairs {
-        let (a, b) = (
-            slot(a, &mut ids, &mut parent),
-            slot(b, &mut ids, &mut parent),
-        );
-        let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
-        if ra != rb {
-            parent[ra.max(rb)] = ra.min(rb);
-        }
-    }
-    // The smallest id of each component (ids of one column share a type, so they compare).
-    let mut smallest: HashMap<usize, usize> = HashMap::new();
-    for i in 0..ids.len() {
-        let r = find(&mut parent, i);
-        let best = smallest.entry(r).or_insert(i);
-        if ids[i].partial_cmp(&ids[*best]) == Some(std::cmp::Ordering::Less) {
-            *best = i;
-        }
-    }
-    let mut out: Vec<(ScalarValue, ScalarValue)> = (0..ids.len())
-        .map(|i| {
-            let r = find(&mut parent, i);
-            (ids[i].clone(), ids[smallest[&r]].clone())
-        })
-        .collect();
-    out.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap_or(std::cmp::Ordering::Equal));
-    out
-}
-
-/// Step 3: the output plan.
-fn output(
-    ctx: &SessionContext,
-    df: DataFrame,
-    groups: Vec<(ScalarValue, ScalarValue)>,
-    p: &Params,
-) -> Result<LogicalPlan> {
-    let id = col(p.id.as_str());
-    if groups.is_empty() {
-        return df
-            .select(vec![
-                id.clone().alias("id"),
-                id.alias("group_id"),
-                lit(true).alias("keep"),
-            ])
-            .map(DataFrame::into_unoptimized_plan);
-    }
-    let rows: Vec<Vec<Expr>> = groups
-        .into_iter()
-        .map(|(i, g)| vec![lit(i), lit(g)])
-        .collect();
-    let values = DataFrame::new(ctx.state(), named_values(rows, &["__nd_id", "__nd_group"])?);
-    df.join(values, JoinType::Left, &[p.id.as_str()], &["__nd_id"], None)?
-        .select(vec![
-            id.clone().alias("id"),
-            coalesce(vec![col("__nd_group"), id.clone()]).alias("group_id"),
-            col("__nd_group")
-                .is_null()
-                .or(col("__nd_group").eq(id))
-                .alias("keep"),
-        ])
-        .map(DataFrame::into_unoptimized_plan)
+/// Whether the session plans for a Ballista cluster (its configuration has Ballista's
+/// options): there the steps must go where every executor can write and read them.
+fn is_remote(state: &SessionState) -> bool {
+    state
+        .config()
+        .options()
+        .entries()
+        .iter()
+        .any(|e| e.key.starts_with("ballista."))
 }
 
 impl TableFunctionImpl for NearDuplicates {
@@ -265,37 +148,33 @@ impl TableFunctionImpl for NearDuplicates {
         let Some(state) = args.session().as_any().downcast_ref::<SessionState>() else {
             return plan_err!("{NAME}: needs a DataFusion SessionState");
         };
+        if p.work.is_none() && is_remote(state) {
+            return plan_err!(
+                "{NAME}: on a cluster it needs a work folder every executor can write and read: add the options argument 'work=s3://bucket/prefix/' (as sql/pipeline.sql does)"
+            );
+        }
         let state = state.clone();
         let plan = Planning::new(NAME, args.session()).run(async move {
             let ctx = SessionContext::new_with_state(state);
             // One open (a listing, on S3 a request) serves both reads of the table.
             let table = open(&ctx, &p).await?;
-            let groups = components(verified_pairs(table.clone(), &p).await?);
-            output(&ctx, table, groups, &p)
+            let id_type = table
+                .schema()
+                .field_with_unqualified_name(&p.id)?
+                .data_type()
+                .clone();
+            let work = Work::new(p.work.as_deref())?;
+            let grouping = Grouping {
+                id: &p.id,
+                text: &p.text,
+                threshold: p.threshold,
+                num_hashes: p.num_hashes,
+                bands: p.bands,
+            };
+            let (labels, rounds) = components(&ctx, &work, table.clone(), &grouping).await?;
+            log::debug!("{NAME}: the groups settled after {rounds} rounds");
+            output(table, labels, &p.id, &id_type).map(DataFrame::into_unoptimized_plan)
         })?;
         Ok(Arc::new(ViewTable::new(plan, None)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn s(v: i64) -> ScalarValue {
-        ScalarValue::Int64(Some(v))
-    }
-
-    #[test]
-    fn components_take_the_smallest_id() {
-        let pairs = vec![(s(9), s(4)), (s(7), s(4)), (s(3), s(2)), (s(9), s(2))];
-        let groups = components(pairs);
-        let got: Vec<(i64, i64)> = groups
-            .iter()
-            .map(|(a, b)| match (a, b) {
-                (ScalarValue::Int64(Some(a)), ScalarValue::Int64(Some(b))) => (*a, *b),
-                _ => unreachable!(),
-            })
-            .collect();
-        assert_eq!(got, vec![(2, 2), (3, 2), (4, 2), (7, 2), (9, 2)]);
     }
 }

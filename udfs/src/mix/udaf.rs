@@ -14,7 +14,7 @@ use datafusion::logical_expr::{
     Signature, TypeSignature, Volatility,
 };
 
-use super::weights::ExactSum;
+use super::exact_sum::ExactSum;
 use crate::args::{check_arity, pass_through, signature};
 
 const NAME: &str = "samplemix_exact_sum";
@@ -74,13 +74,14 @@ fn decode(bytes: &[u8]) -> Result<ExactSum> {
     ExactSum::from_bytes(bytes).or_else(err)
 }
 
-fn encode(sums: &[ExactSum], seen: &[bool]) -> ArrayRef {
-    Arc::new(
-        sums.iter()
-            .zip(seen)
-            .map(|(s, ok)| ok.then(|| s.to_bytes()))
-            .collect::<BinaryArray>(),
-    )
+fn encode(sums: &[ExactSum], seen: &[bool]) -> Result<ArrayRef> {
+    let states = sums
+        .iter()
+        .zip(seen)
+        .map(|(s, ok)| ok.then(|| s.to_bytes()).transpose())
+        .collect::<std::result::Result<BinaryArray, _>>()
+        .or_else(err)?;
+    Ok(Arc::new(states))
 }
 
 impl AggregateUDFImpl for ExactSumUdaf {
@@ -144,9 +145,8 @@ impl Accumulator for Single {
         std::mem::size_of_val(self) + self.sum.heap_size()
     }
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        Ok(vec![ScalarValue::Binary(
-            self.seen.then(|| self.sum.to_bytes()),
-        )])
+        let state = self.seen.then(|| self.sum.to_bytes()).transpose();
+        Ok(vec![ScalarValue::Binary(state.or_else(err)?)])
     }
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         let s = states[0].as_binary::<i32>();
@@ -273,7 +273,7 @@ impl GroupsAccumulator for Groups {
     }
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
         let (sums, seen) = self.take(emit_to)?;
-        Ok(vec![encode(&sums, &seen)])
+        Ok(vec![encode(&sums, &seen)?])
     }
     fn merge_batch(
         &mut self,
@@ -309,7 +309,7 @@ impl GroupsAccumulator for Groups {
             sums.push(s);
             seen.push(!(v.is_null(i) || filtered));
         }
-        Ok(vec![encode(&sums, &seen)])
+        Ok(vec![encode(&sums, &seen)?])
     }
     fn size(&self) -> usize {
         // Limbs beyond the inline ones are rare (values spanning more than 2^128 in one

@@ -1,5 +1,5 @@
 //! SQL glue for `samplemix_systematic_round`, the window function behind
-//! `rounding=systematic` ([`super::weights::systematic_counts`]).
+//! `rounding=systematic` ([`super::systematic::systematic_counts`]).
 
 use std::sync::{Arc, LazyLock};
 
@@ -17,8 +17,9 @@ use datafusion::logical_expr::{
 };
 use datafusion::physical_expr::PhysicalExpr;
 
+use super::counts::Mode;
+use super::systematic::systematic_counts;
 use super::udf::{id_uniforms, seeds, MAX_EXPECTED};
-use super::weights::{systematic_counts, Mode};
 use crate::args::{check_arity, choice_of, is_string, pass_through, signature};
 use crate::hash::splitmix64;
 

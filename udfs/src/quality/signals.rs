@@ -40,8 +40,6 @@ const BYTE_PUNCT: u8 = 8;
 const BYTE_END: u8 = 16;
 static TERMINAL: LazyLock<CharSet> = LazyLock::new(|| CharSet::new(TERMINAL_PUNCTUATION));
 
-/// Gopher's stop words (English).
-pub const STOP_WORDS: [&str; 8] = ["the", "be", "to", "of", "and", "that", "have", "with"];
 const POLICY: [&str; 6] = [
     "terms of use",
     "privacy policy",

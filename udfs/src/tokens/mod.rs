@@ -8,6 +8,7 @@ pub mod udf;
 
 /// A BPE vocabulary `token_count` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Encoding {
     /// GPT-4o / o-series vocabulary (the default).
     #[default]
