@@ -93,7 +93,8 @@ impl Work {
                 }
             }
             if url.scheme() == "file" {
-                let _ = std::fs::remove_dir_all(std::path::Path::new("/").join(url.prefix().as_ref()));
+                let _ =
+                    std::fs::remove_dir_all(std::path::Path::new("/").join(url.prefix().as_ref()));
             }
         }
     }
