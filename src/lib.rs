@@ -40,6 +40,26 @@ pub use store::{GuardedStore, ReadTimeouts};
 /// Version of the samplemix package.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The shell's memory pool size when `-m` is not given: 3/4 of the memory of this machine, or
+/// of its cgroup when that is smaller (a container's limit); None when neither can be read.
+pub fn default_memory_limit() -> Option<usize> {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let total = read("/proc/meminfo").and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    });
+    let cgroup = read("/sys/fs/cgroup/memory.max")
+        .or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let bytes = match (total, cgroup) {
+        (Some(t), Some(c)) => t.min(c),
+        (t, c) => t.or(c)?,
+    };
+    usize::try_from(bytes / 4 * 3).ok()
+}
+
 /// Session configuration the shell uses: `information_schema` on (so `SHOW FUNCTIONS` and
 /// `information_schema.routines` describe our functions), NULL printed as `NULL` unless
 /// `DATAFUSION_FORMAT_NULL` says otherwise (datafusion-cli's rule), and a

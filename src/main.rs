@@ -62,7 +62,7 @@ struct Args {
     #[clap(
         short = 'm',
         long,
-        help = "The memory pool limitation (e.g. '10g'), default to None (no limit)",
+        help = "The memory pool limitation (e.g. '10g'); default: 3/4 of the memory this machine (or its cgroup) has, in a fair spill pool",
         value_parser(extract_memory_pool_size)
     )]
     memory_limit: Option<usize>,
@@ -83,8 +83,11 @@ struct Args {
     )]
     quiet: bool,
 
-    #[clap(long, help = "Specify the memory pool type 'greedy' or 'fair'", default_value_t = PoolType::Greedy)]
-    mem_pool_type: PoolType,
+    #[clap(
+        long,
+        help = "Specify the memory pool type 'greedy' or 'fair' (default: greedy with -m, fair without)"
+    )]
+    mem_pool_type: Option<PoolType>,
 
     #[clap(
         long,
@@ -257,7 +260,7 @@ async fn main_inner() -> Result<()> {
     env_logger::init();
     samplemix::check_env_endpoint()?;
     samplemix::check_env_credentials()?;
-    let args = Args::parse();
+    let args = parse_args();
     if !args.quiet {
         println!(
             "samplemix v{} (DataFusion CLI v{})",
@@ -279,9 +282,19 @@ async fn main_inner() -> Result<()> {
     s3.request_timeout = seconds("--s3-request-timeout", args.s3_request_timeout)?;
 
     let mut rt = RuntimeEnvBuilder::new();
-    if let Some(limit) = args.memory_limit {
+    // Without -m, datafusion-cli's pool is unbounded: one large query could take all of a
+    // laptop's memory. samplemix bounds it by default (a fair pool, so spilling operators
+    // share it), and -m overrides.
+    let (limit, pool_type) = match (args.memory_limit, args.mem_pool_type.clone()) {
+        (Some(limit), pool) => (Some(limit), pool.unwrap_or(PoolType::Greedy)),
+        (None, pool) => (
+            samplemix::default_memory_limit(),
+            pool.unwrap_or(PoolType::Fair),
+        ),
+    };
+    if let Some(limit) = limit {
         let consumers = NonZeroUsize::new(args.top_memory_consumers);
-        let pool: Arc<dyn MemoryPool> = match (&args.mem_pool_type, consumers) {
+        let pool: Arc<dyn MemoryPool> = match (&pool_type, consumers) {
             (PoolType::Fair, None) => Arc::new(FairSpillPool::new(limit)),
             (PoolType::Fair, Some(n)) => {
                 Arc::new(TrackConsumersPool::new(FairSpillPool::new(limit), n))
@@ -385,6 +398,21 @@ fn session_config(args: &Args) -> Result<SessionConfig> {
         options.explain.format = ExplainFormat::Tree;
     }
     Ok(samplemix::session_config(SessionConfig::from(options)))
+}
+
+/// The arguments, with the default memory limit of this machine in `--help`.
+fn parse_args() -> Args {
+    use clap::{CommandFactory, FromArgMatches};
+    let default = samplemix::default_memory_limit().map_or("unknown here".to_string(), |b| {
+        format!("{:.1} GiB here", b as f64 / (1u64 << 30) as f64)
+    });
+    let command = Args::command().mut_arg("memory_limit", |a| {
+        a.help(format!(
+            "The memory pool limitation (e.g. '10g'); default: 3/4 of the memory this machine (or its cgroup) has ({default}), in a fair spill pool"
+        ))
+    });
+    let matches = command.get_matches();
+    Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 fn seconds(flag: &str, value: f64) -> Result<Duration> {

@@ -594,3 +594,49 @@ fn corrupt_page_is_named() {
         stderr(&out)
     );
 }
+
+/// near_duplicates writes its steps under the work folder and leaves only the last labels
+/// there (what its result reads); without a work folder nothing is left once the shell exits.
+#[test]
+fn near_duplicates_leaves_only_its_result_in_the_work_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = format!("{}/w/", dir.path().display());
+    let out = samplemix(&[
+        "-q",
+        "--format",
+        "csv",
+        "-c",
+        &format!("SELECT count(*) AS n FROM near_duplicates('data/sample.parquet', 'id', 'text', 0.2, 112, 56, 'work={work}') WHERE NOT keep"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let left: Vec<String> = std::fs::read_dir(&work)
+        .unwrap()
+        .flat_map(|call| std::fs::read_dir(call.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].starts_with("labels-"), "{left:?}");
+    // The default work folder is the shell process's temporary folder, removed at exit.
+    let child = Command::new(env!("CARGO_BIN_EXE_samplemix"))
+        .args([
+            "-q",
+            "-c",
+            "SELECT count(*) FROM near_duplicates('data/sample.parquet', 'id', 'text', 0.2, 112, 56)",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let folder = std::env::temp_dir().join(format!("samplemix-{pid}"));
+    assert!(!folder.exists(), "left behind: {}", folder.display());
+    let help = samplemix(&["--help"]);
+    assert!(
+        stdout(&help).contains("3/4 of the memory this machine (or its cgroup) has"),
+        "{}",
+        stdout(&help)
+    );
+}

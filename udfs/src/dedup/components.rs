@@ -79,6 +79,7 @@ impl Work {
     /// Remove the steps `names` (best effort: they are never read again).
     async fn remove(&self, ctx: &SessionContext, names: &[String]) {
         use datafusion::datasource::listing::ListingTableUrl;
+        use datafusion::object_store::ObjectStoreExt;
         use futures::TryStreamExt;
         for name in names {
             let Ok(url) = ListingTableUrl::parse(self.step(name)) else {
@@ -316,6 +317,7 @@ pub(crate) async fn components(
         )?
         .aggregate(vec![col(V)], vec![min(col(LABEL)).alias(LABEL)])?;
     let mut labels = persist(ctx, work, "labels-0", start).await?;
+    let mut done = vec!["signatures".to_string()];
     for round in 1..=MAX_ROUNDS {
         let next = persist(
             ctx,
@@ -326,7 +328,11 @@ pub(crate) async fn components(
         .await?;
         let moved = changed(&labels, &next).await?;
         labels = next;
+        done.push(format!("labels-{}", round - 1));
         if moved == 0 {
+            // The result reads only the last labels.
+            done.push("edges".to_string());
+            work.remove(ctx, &done).await;
             return Ok((labels, round));
         }
     }
