@@ -26,7 +26,7 @@ const TABLE_FUNCTIONS: &[(&str, &str, &str)] = &[
     (
         "samplemix_weights",
         "samplemix_weights(scored, centroids, alpha, tau, budget_tokens [, seed [, mode [, separation [, options]]]])",
-        "SampleMix weights and counts: per row of scored (id, quality, cluster, distance, tokens) returns id, quality_norm, diversity, diversity_norm, weight = alpha*diversity_norm + (1-alpha)*quality_norm, expected_count (softmax over weight/tau scaled to the budget: mode 'tokens' (default: sum of expected_count*tokens = budget_tokens) or 'documents' (the paper's document count N*budget/T_src)) and count (stochastic rounding seeded by seed). separation is 'mean' (default) or 'min'. options: 'rounding=independent|systematic (systematic: dependent rounding that pins the total, see samplemix_systematic_round), max_copies=M, min_cluster_size=S' (a capped column is added with max_copies). Outputs are bit-identical for any partitioning.",
+        "SampleMix weights and counts: per row of scored (id, quality, cluster, distance, tokens) returns id, quality_norm, diversity, diversity_norm, weight = alpha*diversity_norm + (1-alpha)*quality_norm, expected_count (softmax over weight/tau scaled to the budget: mode 'tokens' (default: sum of expected_count*tokens = budget_tokens) or 'documents' (the paper's document count N*budget/T_src)) and count (stochastic rounding seeded by seed). separation is 'mean' (default) or 'min'. options: 'rounding=independent|systematic (systematic: dependent rounding that pins the total, see samplemix_systematic_round; over 2^20 rows in parallel buckets), systematic_buckets=B, max_copies=M, min_cluster_size=S' (a capped column is added with max_copies). Outputs are bit-identical for any partitioning.",
     ),
     (
         "near_duplicates",
@@ -70,7 +70,10 @@ impl TableFunctionImpl for SamplemixHelp {
             crate::all_udfs()
                 .iter()
                 // Internal to samplemix_weights' plans (registered so that they travel).
-                .filter(|f| f.name() != crate::mix::figures::NAME)
+                .filter(|f| {
+                    ![crate::mix::figures::NAME, crate::mix::figures::FIGURE_NAME]
+                        .contains(&f.name())
+                })
                 .filter_map(|f| documented(f.name(), "scalar", f.documentation())),
         );
         rows.extend(
@@ -81,6 +84,7 @@ impl TableFunctionImpl for SamplemixHelp {
         rows.extend(
             crate::all_udwfs()
                 .iter()
+                .filter(|f| f.name() != crate::mix::udwf::PART_NAME)
                 .filter_map(|f| documented(f.name(), "window", f.documentation())),
         );
         for (name, syntax, description) in TABLE_FUNCTIONS {

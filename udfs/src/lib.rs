@@ -143,6 +143,7 @@ pub fn all_udfs() -> Vec<Arc<ScalarUDF>> {
         functions::distance_udf(),
         functions::assert_udf(),
         crate::mix::figures::figures_udf(),
+        crate::mix::figures::figure_udf(),
         functions::diversity_cluster_udf(functions::CentroidSource::Runtime(Arc::new(
             RuntimeEnv::default(),
         ))),
@@ -156,7 +157,10 @@ pub fn all_udafs() -> Vec<Arc<AggregateUDF>> {
 
 /// Every window function samplemix adds (`samplemix_systematic_round`).
 pub fn all_udwfs() -> Vec<Arc<WindowUDF>> {
-    vec![functions::systematic_round_udwf()]
+    vec![
+        functions::systematic_round_udwf(),
+        crate::mix::udwf::systematic_round_part_udwf(),
+    ]
 }
 
 /// Every table function samplemix adds: `kmeans_fit`, `samplemix_weights`, `near_duplicates`,

@@ -18,7 +18,7 @@ use std::sync::{Arc, LazyLock};
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
-use datafusion::arrow::array::{ArrayRef, AsArray, Float64Array, StructArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, StructArray};
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Int64Type};
@@ -50,6 +50,92 @@ pub struct Figures {
     signature: Signature,
 }
 
+/// The accessor's name.
+pub const FIGURE_NAME: &str = "samplemix_cluster_figure";
+
+udf_singleton!(
+    /// `samplemix_cluster_figure(figures, name)` (internal): one figure of the struct.
+    figure_udf,
+    Figure {
+        signature: signature(vec![], Volatility::Immutable),
+    }
+);
+
+/// One Float64 figure of a [`Figures`] struct. Why not `get_field`: DataFusion pushes field
+/// accesses towards the scan, copying the struct's call into each of them, so the lookup would
+/// run once per figure; this accessor stays where it is (the struct is computed once), and when
+/// it reads the only figure a plan uses it asks the lookup for that figure alone
+/// ([`ScalarUDFImpl::simplify`]).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Figure {
+    signature: Signature,
+}
+
+/// A figure of the struct `figures`.
+pub fn figure(figures: Expr, name: &str) -> Expr {
+    figure_udf().call(vec![
+        figures,
+        Expr::Literal(ScalarValue::Utf8(Some(name.to_string())), None),
+    ])
+}
+
+impl ScalarUDFImpl for Figure {
+    fn name(&self) -> &str {
+        FIGURE_NAME
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        Ok(pass_through(arg_types))
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Float64)
+    }
+    fn simplify(
+        &self,
+        args: Vec<Expr>,
+        _info: &datafusion::logical_expr::simplify::SimplifyContext,
+    ) -> Result<datafusion::logical_expr::simplify::ExprSimplifyResult> {
+        use datafusion::logical_expr::expr::ScalarFunction;
+        use datafusion::logical_expr::simplify::ExprSimplifyResult;
+        let (
+            Some(Expr::ScalarFunction(call)),
+            Some(Expr::Literal(ScalarValue::Utf8(Some(name)), _)),
+        ) = (args.first(), args.get(1))
+        else {
+            return Ok(ExprSimplifyResult::Original(args));
+        };
+        if call.func.name() != NAME || call.args.len() != 3 {
+            return Ok(ExprSimplifyResult::Original(args));
+        }
+        let mut inner = call.args.clone();
+        inner.push(Expr::Literal(ScalarValue::Utf8(Some(name.clone())), None));
+        let narrowed = Expr::ScalarFunction(ScalarFunction::new_udf(figures_udf(), inner));
+        Ok(ExprSimplifyResult::Simplified(figure(narrowed, name)))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [figures, name] = take_function_args(FIGURE_NAME, &args.args)?;
+        let ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))) = name else {
+            return exec_err!("{FIGURE_NAME}: 'name' must be a constant string");
+        };
+        let scalar = matches!(figures, ColumnarValue::Scalar(_));
+        let array = figures.to_array(if scalar { 1 } else { args.number_rows })?;
+        let Some(column) = array.as_struct_opt().and_then(|s| s.column_by_name(name)) else {
+            return exec_err!("{FIGURE_NAME}: no figure named '{name}'");
+        };
+        let column = Arc::clone(column);
+        Ok(if scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&column, 0)?)
+        } else {
+            ColumnarValue::Array(column)
+        })
+    }
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&DOC)
+    }
+}
+
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         crate::doc_section(),
@@ -68,18 +154,31 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
         .with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// A decoded table: the key index and the figures, row-major (k × width).
+/// A decoded table: the key index and the figures column by column.
 #[derive(Debug)]
 pub(crate) struct Table {
     index: KeyIndex,
     width: usize,
-    figures: Vec<f64>,
+    clusters: usize,
+    columns: Vec<f64>,
 }
 
 impl Table {
     /// The number of clusters.
     pub(crate) fn len(&self) -> usize {
-        self.figures.len().checked_div(self.width).unwrap_or(0)
+        self.clusters
+    }
+
+    /// Figure `f` of every cluster.
+    fn column(&self, f: usize) -> &[f64] {
+        let n = self.clusters;
+        &self.columns[f * n..(f + 1) * n]
+    }
+
+    /// Figure `f` of the cluster at `position`.
+    #[cfg(test)]
+    fn figure(&self, position: usize, f: usize) -> f64 {
+        self.column(f)[position]
     }
 }
 
@@ -112,7 +211,10 @@ pub(crate) fn unpack(text: &str, width: usize) -> std::result::Result<Table, Str
             u64::from_le_bytes(w)
         })
         .collect();
-    let k = usize::try_from(words[0]).map_err(|_| "too many clusters".to_string())?;
+    let k = usize::try_from(words[0])
+        .ok()
+        .filter(|k| *k < u32::MAX as usize)
+        .ok_or_else(|| "too many clusters".to_string())?;
     let expected = k
         .checked_mul(width + 1)
         .and_then(|n| n.checked_add(1))
@@ -125,11 +227,16 @@ pub(crate) fn unpack(text: &str, width: usize) -> std::result::Result<Table, Str
     }
     let ids: Vec<i64> = words[1..=k].iter().map(|w| *w as i64).collect();
     let index = KeyIndex::new(&ids).map_err(|id| format!("cluster {id} appears twice"))?;
-    let figures = words[k + 1..].iter().map(|w| f64::from_bits(*w)).collect();
+    let rows = &words[k + 1..];
+    let mut columns = Vec::with_capacity(width * k);
+    for f in 0..width {
+        columns.extend((0..k).map(|p| f64::from_bits(rows[p * width + f])));
+    }
     Ok(Table {
         index,
         width,
-        figures,
+        clusters: k,
+        columns,
     })
 }
 
@@ -186,8 +293,16 @@ impl ScalarUDFImpl for Figures {
         Ok(pass_through(arg_types))
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let Some(Some(ScalarValue::Utf8(Some(names)))) = args.scalar_arguments.get(1) else {
-            return plan_err!("{NAME}: expected (cluster, names, table) with constant strings");
+        // The struct holds the wanted figures (4th argument), by default all of them.
+        let at = if args.scalar_arguments.len() == 4 {
+            3
+        } else {
+            1
+        };
+        let Some(Some(ScalarValue::Utf8(Some(names)))) = args.scalar_arguments.get(at) else {
+            return plan_err!(
+                "{NAME}: expected (cluster, names, table [, wanted]) with constant strings"
+            );
         };
         Ok(Arc::new(Field::new(
             NAME,
@@ -211,36 +326,53 @@ impl ScalarUDFImpl for Figures {
         ))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let [cluster, names, packed] = take_function_args(NAME, &args.args)?;
+        let (cluster, names, packed, wanted) = match args.args.as_slice() {
+            [c, n, t] => (c, n, t, n),
+            [c, n, t, w] => (c, n, t, w),
+            _ => return exec_err!("{NAME}: expected (cluster, names, table [, wanted])"),
+        };
         let (
             ColumnarValue::Scalar(ScalarValue::Utf8(Some(names))),
             ColumnarValue::Scalar(ScalarValue::Utf8(Some(packed))),
-        ) = (names, packed)
+            ColumnarValue::Scalar(ScalarValue::Utf8(Some(wanted))),
+        ) = (names, packed, wanted)
         else {
-            return exec_err!("{NAME}: 'names' and 'table' must be constant strings");
+            return exec_err!("{NAME}: 'names', 'table' and 'wanted' must be constant strings");
         };
-        let fields = fields(names);
-        let table = table(packed, fields.len())?;
+        let all = fields(names);
+        let table = table(packed, all.len())?;
+        let fields = fields(wanted);
+        let mut picked = Vec::with_capacity(fields.len());
+        for f in &fields {
+            match all.iter().position(|a| a.name() == f.name()) {
+                Some(i) => picked.push(i),
+                None => return exec_err!("{NAME}: no figure named '{}'", f.name()),
+            }
+        }
         let scalar = matches!(cluster, ColumnarValue::Scalar(_));
         let key = cluster.to_array(if scalar { 1 } else { args.number_rows })?;
         let key = cast(&key, &DataType::Int64)?;
         let key = key.as_primitive::<Int64Type>();
-        let positions: Vec<Option<usize>> = key
-            .iter()
-            .map(|k| k.and_then(|k| table.index.position(k)))
-            .collect();
-        let nulls = positions
-            .iter()
-            .any(Option::is_none)
-            .then(|| NullBuffer::from_iter(positions.iter().map(Option::is_some)));
-        let columns: Vec<ArrayRef> = (0..table.width)
+        // One gather per wanted figure straight from the key column (the key index is a
+        // small array: looking a key up again per figure is cheaper than keeping positions).
+        let mut found = true;
+        let columns: Vec<Vec<f64>> = picked
+            .into_iter()
             .map(|f| {
-                let values: Vec<f64> = positions
-                    .iter()
-                    .map(|p| p.map_or(0.0, |p| table.figures[p * table.width + f]))
-                    .collect();
-                Arc::new(Float64Array::new(values.into(), nulls.clone())) as ArrayRef
+                let mut out = vec![0.0; key.len()];
+                found &= table.index.gather(key.values(), table.column(f), &mut out);
+                out
             })
+            .collect();
+        let nulls = (!found || key.null_count() > 0).then(|| {
+            NullBuffer::from_iter(
+                key.iter()
+                    .map(|c| c.and_then(|c| table.index.position(c)).is_some()),
+            )
+        });
+        let columns: Vec<ArrayRef> = columns
+            .into_iter()
+            .map(|v| Arc::new(Float64Array::new(v.into(), nulls.clone())) as ArrayRef)
             .collect();
         let array: ArrayRef = Arc::new(StructArray::try_new(fields, columns, nulls)?);
         Ok(if scalar {
@@ -267,7 +399,7 @@ mod tests {
         for (i, id) in ids.iter().enumerate() {
             let p = t.index.position(*id).unwrap();
             for (f, want) in rows[i].iter().enumerate() {
-                assert_eq!(t.figures[p * 2 + f].to_bits(), want.to_bits());
+                assert_eq!(t.figure(p, f).to_bits(), want.to_bits());
             }
         }
         assert!(unpack("!!", 2).unwrap_err().contains("not base64"));

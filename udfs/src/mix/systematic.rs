@@ -63,26 +63,44 @@ pub fn systematic_counts(
     whole_total: bool,
     seed: i64,
 ) -> Vec<i64> {
+    let units = fraction_units(expected, tokens, decide, balance);
+    let offset = comb_offset(units.iter().sum(), seed, whole_total);
+    comb_counts(expected, &units, 0, offset)
+}
+
+/// A fraction in [0, 1] as [`SYSTEMATIC_UNIT`]s, rounded half up.
+pub fn fraction_unit(fraction: f64) -> i64 {
+    (fraction * SYSTEMATIC_UNIT as f64 + 0.5).floor() as i64
+}
+
+/// The fractional parts of the expected counts, token-balanced first when `balance`, as
+/// [`SYSTEMATIC_UNIT`]s: the slices of the comb (see [`systematic_counts`]).
+pub fn fraction_units(expected: &[f64], tokens: &[f64], decide: &[f64], balance: bool) -> Vec<i64> {
     let mut pi: Vec<f64> = expected.iter().map(|c| c - c.floor()).collect();
     if balance {
         balance_tokens(&mut pi, tokens, decide);
     }
-    let unit = SYSTEMATIC_UNIT;
-    let units: Vec<i64> = pi
-        .iter()
-        .map(|p| (p * unit as f64 + 0.5).floor() as i64)
-        .collect();
-    let total: i64 = units.iter().sum();
-    let offset = if whole_total {
+    pi.into_iter().map(fraction_unit).collect()
+}
+
+/// The comb's offset: [`systematic_offset`]'s when the total is pinned (`whole_total`),
+/// otherwise uniform in [0, UNIT) from the seed.
+pub fn comb_offset(total: i64, seed: i64, whole_total: bool) -> i64 {
+    if whole_total {
         systematic_offset(total, seed)
     } else {
         let u = crate::hash::uniform(b"samplemix systematic rounding", seed);
-        ((u * unit as f64).floor() as i64).min(unit - 1)
-    };
-    let mut before = 0i64;
+        ((u * SYSTEMATIC_UNIT as f64).floor() as i64).min(SYSTEMATIC_UNIT - 1)
+    }
+}
+
+/// ⌊c⌋ plus the comb points each row's slice holds, the slices laid end to end from `start`
+/// (the units of the rows before these in a longer comb).
+pub fn comb_counts(expected: &[f64], units: &[i64], start: i64, offset: i64) -> Vec<i64> {
+    let mut before = start;
     expected
         .iter()
-        .zip(&units)
+        .zip(units)
         .map(|(c, u)| {
             let after = before + u;
             let n = c.floor() as i64 + systematic_extra(before, after, offset);
@@ -285,6 +303,39 @@ mod tests {
             for (c, k) in expected.iter().zip(&n) {
                 assert!(*k == c.floor() as i64 || *k == c.floor() as i64 + 1);
             }
+        }
+    }
+
+    /// One comb over buckets laid end to end (each bucket rounded on its own, starting after
+    /// the units of the buckets before it) pins the total like one window.
+    #[test]
+    fn a_comb_over_buckets_pins_the_document_total() {
+        let (expected, tokens) = heavy_tailed(600);
+        let decide = uniforms(600, 4);
+        let total: f64 = expected.iter().sum();
+        let buckets: Vec<std::ops::Range<usize>> =
+            vec![0..150, 150..151, 151..151, 151..420, 420..600];
+        let units = fraction_units(&expected, &tokens, &decide, false);
+        let all: i64 = units.iter().sum();
+        for seed in 0..50 {
+            let offset = comb_offset(all, seed, true);
+            let mut start = 0;
+            let mut n = Vec::new();
+            for b in &buckets {
+                let part = fraction_units(
+                    &expected[b.clone()],
+                    &tokens[b.clone()],
+                    &decide[b.clone()],
+                    false,
+                );
+                n.extend(comb_counts(&expected[b.clone()], &part, start, offset));
+                start += part.iter().sum::<i64>();
+            }
+            assert_eq!(n.iter().sum::<i64>(), total.round() as i64, "seed {seed}");
+            assert_eq!(
+                n,
+                systematic_counts(&expected, &tokens, &decide, false, true, seed)
+            );
         }
     }
 

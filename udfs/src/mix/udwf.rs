@@ -18,12 +18,17 @@ use datafusion::logical_expr::{
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::counts::Mode;
-use super::systematic::systematic_counts;
+use super::systematic::{comb_counts, comb_offset, fraction_units, systematic_counts};
 use super::udf::{id_uniforms, seeds, MAX_EXPECTED};
 use crate::args::{check_arity, choice_of, is_string, pass_through, signature};
 use crate::hash::splitmix64;
 
 const NAME: &str = "samplemix_systematic_round";
+/// The internal form `samplemix_weights` uses for one bucket of a comb laid over many
+/// (`OVER (PARTITION BY bucket)`, two more arguments: the units before the bucket and the
+/// total). Registered so that every process of a Ballista cluster can read those plans; not
+/// listed by `samplemix_help()`.
+pub const PART_NAME: &str = "samplemix_systematic_round_part";
 
 /// Mixed into the seed for the token-balancing decisions, so that they are another hash of the
 /// id than the u(id) that orders the comb.
@@ -33,6 +38,7 @@ const DECIDE_SALT: u64 = 0x6a09_e667_f3bc_c908;
 pub fn systematic_round_udwf() -> Arc<WindowUDF> {
     static INSTANCE: LazyLock<Arc<WindowUDF>> = LazyLock::new(|| {
         Arc::new(WindowUDF::new_from_impl(SystematicRound {
+            part: false,
             signature: signature(
                 vec![TypeSignature::Exact(vec![
                     DataType::Float64,
@@ -48,9 +54,23 @@ pub fn systematic_round_udwf() -> Arc<WindowUDF> {
     Arc::clone(&INSTANCE)
 }
 
-/// Systematic rounding of a whole window of expected counts.
+/// `samplemix_systematic_round_part(expected_count, tokens, id, seed, mode, before, total)
+/// OVER (PARTITION BY bucket)`: the counts of one bucket, its slices laid after `before`
+/// units of the buckets before it, the comb's offset from `total` (see [`PART_NAME`]).
+pub fn systematic_round_part_udwf() -> Arc<WindowUDF> {
+    static INSTANCE: LazyLock<Arc<WindowUDF>> = LazyLock::new(|| {
+        Arc::new(WindowUDF::new_from_impl(SystematicRound {
+            part: true,
+            signature: signature(vec![], Volatility::Immutable),
+        }))
+    });
+    Arc::clone(&INSTANCE)
+}
+
+/// Systematic rounding of a whole window of expected counts (or, `part`, of one bucket).
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct SystematicRound {
+    part: bool,
     signature: Signature,
 }
 
@@ -80,9 +100,23 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .build()
 });
 
+static PART_DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        crate::doc_section(),
+        "Internal to samplemix_weights' plans (rounding=systematic over many buckets). Not \
+         meant to be called by hand.",
+        "samplemix_systematic_round_part(expected_count, tokens, id, seed, mode, before, total) OVER (PARTITION BY bucket)",
+    )
+    .build()
+});
+
 impl WindowUDFImpl for SystematicRound {
     fn name(&self) -> &str {
-        NAME
+        if self.part {
+            PART_NAME
+        } else {
+            NAME
+        }
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -94,7 +128,7 @@ impl WindowUDFImpl for SystematicRound {
         &self,
         _args: PartitionEvaluatorArgs,
     ) -> Result<Box<dyn PartitionEvaluator>> {
-        Ok(Box::new(Evaluator))
+        Ok(Box::new(Evaluator { part: self.part }))
     }
     fn field(&self, field_args: WindowUDFFieldArgs) -> Result<FieldRef> {
         let types: Vec<DataType> = field_args
@@ -102,12 +136,24 @@ impl WindowUDFImpl for SystematicRound {
             .iter()
             .map(|f| f.data_type().clone())
             .collect();
-        check_arity(
-            NAME,
-            types.len(),
-            5..=5,
-            "expected_count, tokens, id, seed, mode",
-        )?;
+        if self.part {
+            check_arity(
+                PART_NAME,
+                types.len(),
+                7..=7,
+                "expected_count, tokens, id, seed, mode, before, total",
+            )?;
+            if !types[5..].iter().all(|t| t.is_integer()) {
+                return plan_err!("{PART_NAME}: arguments 'before' and 'total' must be integers");
+            }
+        } else {
+            check_arity(
+                NAME,
+                types.len(),
+                5..=5,
+                "expected_count, tokens, id, seed, mode",
+            )?;
+        }
         for (i, what) in [(0, "expected_count"), (1, "tokens")] {
             if !(types[i].is_numeric() || types[i].is_null()) {
                 return plan_err!(
@@ -135,7 +181,7 @@ impl WindowUDFImpl for SystematicRound {
         )))
     }
     fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOC)
+        Some(if self.part { &PART_DOC } else { &DOC })
     }
     fn limit_effect(&self, _args: &[Arc<dyn PhysicalExpr>]) -> LimitEffect {
         // Every row's count depends on all rows: a LIMIT above must not cut the input.
@@ -144,17 +190,48 @@ impl WindowUDFImpl for SystematicRound {
 }
 
 #[derive(Debug)]
-struct Evaluator;
+struct Evaluator {
+    part: bool,
+}
 
 impl PartitionEvaluator for Evaluator {
     fn evaluate_all(&mut self, values: &[ArrayRef], num_rows: usize) -> Result<ArrayRef> {
-        rounded_window(values, num_rows)
+        if self.part {
+            let [e, t, id, seed, mode, before, total] = take_function_args(PART_NAME, values)?;
+            let comb = Comb::Part {
+                before: one_integer(before, "before")?,
+                total: one_integer(total, "total")?,
+            };
+            let rest = [e, t, id, seed, mode].map(Arc::clone);
+            rounded_window(&rest, num_rows, comb)
+        } else {
+            rounded_window(values, num_rows, Comb::Whole)
+        }
+    }
+}
+
+/// Where one window's slices lie on the comb.
+#[derive(Debug, Clone, Copy)]
+enum Comb {
+    /// The window is the whole comb.
+    Whole,
+    /// The window is one bucket: its slices start after `before` units, and the comb's units
+    /// (unbalanced) add up to `total`.
+    Part { before: i64, total: i64 },
+}
+
+/// An integer argument that must be one value for the whole window (internal form only).
+fn one_integer(array: &ArrayRef, what: &str) -> Result<i64> {
+    let all = seeds(array)?;
+    match all.first() {
+        Some(Some(v)) if all.iter().all(|x| *x == Some(*v)) => Ok(*v),
+        _ => exec_err!("{PART_NAME}: argument '{what}' must be one integer per window"),
     }
 }
 
 /// The counts of one window: the rows with an expected count, tokens and id are sorted into
 /// the comb's order, rounded together, and the counts put back in the rows' own order.
-fn rounded_window(values: &[ArrayRef], num_rows: usize) -> Result<ArrayRef> {
+fn rounded_window(values: &[ArrayRef], num_rows: usize, comb: Comb) -> Result<ArrayRef> {
     let [expected, tokens, id, seed, mode] = take_function_args(NAME, values)?;
     if num_rows == 0 {
         return Ok(Arc::new(Int64Array::from(Vec::<i64>::new())));
@@ -194,14 +271,15 @@ fn rounded_window(values: &[ArrayRef], num_rows: usize) -> Result<ArrayRef> {
     let (e, t) = (e.values(), t.values());
     let order = comb_order(rows, t, u.values(), id, e)?;
     let gather = |values: &[f64]| -> Vec<f64> { order.iter().map(|&i| values[i]).collect() };
-    let counts = systematic_counts(
-        &gather(e),
-        &gather(t),
-        &gather(decide.values()),
-        mode == Mode::Tokens,
-        mode == Mode::Documents,
-        seed,
-    );
+    let (e, t, decide) = (gather(e), gather(t), gather(decide.values()));
+    let (balance, whole_total) = (mode == Mode::Tokens, mode == Mode::Documents);
+    let counts = match comb {
+        Comb::Whole => systematic_counts(&e, &t, &decide, balance, whole_total, seed),
+        Comb::Part { before, total } => {
+            let units = fraction_units(&e, &t, &decide, balance);
+            comb_counts(&e, &units, before, comb_offset(total, seed, whole_total))
+        }
+    };
     let mut out: Vec<Option<i64>> = vec![None; num_rows];
     for (i, n) in order.into_iter().zip(counts) {
         out[i] = Some(n);

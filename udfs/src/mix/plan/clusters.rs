@@ -319,7 +319,7 @@ impl ClusterTable {
             figures::call(col(CLUSTER), &FIGURE_NAMES, &self.ids, &rows),
         )?;
         for name in FIGURE_NAMES {
-            df = df.with_column(name, get_field(col(FIGURES), name))?;
+            df = df.with_column(name, figures::figure(col(FIGURES), name))?;
         }
         Ok(df)
     }

@@ -53,3 +53,10 @@ pub(crate) const NUMERATOR: &str = "__e";
 pub(crate) const LOG_NUMERATOR: &str = "__ln_e";
 pub(crate) const EXPECTED: &str = "__c";
 pub(crate) const SYSTEMATIC_COUNT: &str = "__count";
+
+/// Systematic rounding over buckets (`buckets.rs`): a row's bucket, and per bucket its key,
+/// Σ units and the units of the buckets before it.
+pub(crate) const BUCKET: &str = "__bucket";
+pub(crate) const BUCKET_KEY: &str = "__bucket_key";
+pub(crate) const BUCKET_UNITS: &str = "__bucket_units";
+pub(crate) const BUCKET_BEFORE: &str = "__bucket_before";

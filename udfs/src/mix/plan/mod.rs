@@ -12,13 +12,16 @@
 //!    here from the k centroids; with (1 − α)/τ > 700 one more pass computes S(j) per cluster
 //!    ([`softmax`]);
 //! 3. κ, or with `max_copies` the few aggregates of water-filling ([`budget`]);
-//! 4. the output plan: the only pass the returned plan makes, each row given its cluster's
+//! 4. with `rounding=systematic` over more than a million rows, one aggregate places the
+//!    buckets of the comb ([`buckets`]);
+//! 5. the output plan: the only pass the returned plan makes, each row given its cluster's
 //!    figures by one lookup in a constant table ([`output`]).
 //!
 //! Every e^x is `samplemix_exp`, the same bits on every CPU; every float sum is exact
 //! (`samplemix_exact_sum`), so outputs are bit-identical for any partitioning, thread count or
 //! input order.
 
+mod buckets;
 mod budget;
 mod checks;
 mod clusters;
@@ -45,7 +48,7 @@ use crate::planning::Planning;
 use budget::{count_scale, water_fill};
 use clusters::{per_cluster_sums, statistics, ClusterTable};
 use inputs::Inputs;
-use output::{output, with_weights, Expected};
+use output::{output, with_expected, with_weights, Expected};
 use params::{parse, Params};
 use softmax::Softmax;
 
@@ -90,7 +93,12 @@ async fn build(state: SessionState, p: Params) -> Result<LogicalPlan> {
             (weighted(1.0)?, Expected::Capped { scale, cap })
         }
     };
-    Ok(output(rows, expected, &softmax, &p)?.into_unoptimized_plan())
+    let (with_c, capped) = with_expected(rows, expected, &softmax)?;
+    let buckets = match p.options.rounding {
+        params::Rounding::Systematic => buckets::layout(&with_c, table.rows, &p).await?,
+        _ => None,
+    };
+    Ok(output(with_c, capped, buckets.as_ref(), &p)?.into_unoptimized_plan())
 }
 
 /// Run a one-row aggregate while planning and return its values as f64 (NULL → 0).

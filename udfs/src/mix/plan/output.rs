@@ -7,6 +7,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::expr::WindowFunction;
 use datafusion::logical_expr::{col, lit, when, Expr};
 
+use super::buckets::{rounded, Buckets};
 use super::budget::CapScale;
 use super::columns::*;
 use super::params::{Params, Rounding};
@@ -40,14 +41,13 @@ pub(crate) enum Expected {
     Capped { scale: CapScale, cap: i64 },
 }
 
-/// The output plan: `id`, `quality_norm`, `diversity`, `diversity_norm`, `weight`,
-/// `expected_count`, `count` (+ `capped` with a cap).
-pub(crate) fn output(
+/// The rows with their expected count, and with a cap the expression saying whether a row
+/// was capped.
+pub(crate) fn with_expected(
     rows: DataFrame,
     expected: Expected,
     softmax: &Softmax,
-    p: &Params,
-) -> Result<DataFrame> {
+) -> Result<(DataFrame, Option<Expr>)> {
     let (expected, capped) = match expected {
         Expected::Uncapped => (
             col(COUNT_FACTOR) * softmax.row_factor(softmax.reference()),
@@ -59,17 +59,30 @@ pub(crate) fn output(
             (when(capped.clone(), cap).otherwise(scaled)?, Some(capped))
         }
     };
-    let with_c = rows.with_column(EXPECTED, expected)?;
-    let (with_c, count) = match p.options.rounding {
+    Ok((rows.with_column(EXPECTED, expected)?, capped))
+}
+
+/// The output plan: `id`, `quality_norm`, `diversity`, `diversity_norm`, `weight`,
+/// `expected_count`, `count` (+ `capped` with a cap).
+pub(crate) fn output(
+    with_c: DataFrame,
+    capped: Option<Expr>,
+    buckets: Option<&Buckets>,
+    p: &Params,
+) -> Result<DataFrame> {
+    let (with_c, count) = match (p.options.rounding, buckets) {
         // ⌊c⌋ + 1[u < c − ⌊c⌋], in one function call per batch.
-        Rounding::Independent => (
+        (Rounding::Independent, _) => (
             with_c,
             round_udf().call(vec![col(EXPECTED), col("id"), lit(p.seed)]),
         ),
-        Rounding::Systematic => (
+        (Rounding::Systematic, None) => (
             with_c.window(vec![systematic(p).alias(SYSTEMATIC_COUNT)])?,
             col(SYSTEMATIC_COUNT),
         ),
+        (Rounding::Systematic, Some(buckets)) => {
+            (rounded(with_c, buckets, p)?, col(SYSTEMATIC_COUNT))
+        }
     };
     let mut out = vec![
         col("id"),

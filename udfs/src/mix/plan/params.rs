@@ -58,6 +58,9 @@ pub(crate) struct Options {
     pub rounding: Rounding,
     pub max_copies: Option<i64>,
     pub min_cluster_size: i64,
+    /// Buckets of systematic rounding (`systematic_buckets`); None: one per
+    /// [`super::buckets::ROWS_PER_BUCKET`] rows.
+    pub systematic_buckets: Option<i64>,
 }
 
 impl Default for Options {
@@ -66,11 +69,17 @@ impl Default for Options {
             rounding: Rounding::Independent,
             max_copies: None,
             min_cluster_size: 1,
+            systematic_buckets: None,
         }
     }
 }
 
-const OPTION_KEYS: [&str; 3] = ["rounding", "max_copies", "min_cluster_size"];
+const OPTION_KEYS: [&str; 4] = [
+    "rounding",
+    "max_copies",
+    "min_cluster_size",
+    "systematic_buckets",
+];
 
 /// The options string, parsed (unknown, repeated or malformed items are planning errors).
 pub(crate) fn parse_options(text: &str) -> Result<Options> {
@@ -87,6 +96,16 @@ pub(crate) fn parse_options(text: &str) -> Result<Options> {
         match key.as_str() {
             "rounding" => o.rounding = choice_of(&value, NAME, "options: rounding")?,
             "max_copies" => o.max_copies = Some(positive("max_copies")?),
+            "systematic_buckets" => {
+                let b = positive("systematic_buckets")?;
+                if b > super::buckets::MAX_BUCKETS {
+                    return plan_err!(
+                        "{NAME}: argument 'options': systematic_buckets must be at most {}, got {b}",
+                        super::buckets::MAX_BUCKETS
+                    );
+                }
+                o.systematic_buckets = Some(b);
+            }
             _ => o.min_cluster_size = positive("min_cluster_size")?,
         }
     }
@@ -166,13 +185,22 @@ mod tests {
             Options {
                 rounding: Rounding::Systematic,
                 max_copies: Some(3),
-                min_cluster_size: 5
+                min_cluster_size: 5,
+                systematic_buckets: None,
             }
         );
         for (options, error) in [
             ("max_copies=0", "max_copies must be a positive integer"),
             ("rounding=up", "unknown rounding 'up'"),
             ("max_copy=2", "unknown key 'max_copy'"),
+            (
+                "systematic_buckets=0",
+                "systematic_buckets must be a positive integer",
+            ),
+            (
+                "systematic_buckets=1000000",
+                "systematic_buckets must be at most",
+            ),
             ("rounding=systematic, rounding=independent", "given twice"),
         ] {
             let e = parse_options(options).unwrap_err().to_string();
