@@ -9,6 +9,17 @@ if ! command -v moto_server >/dev/null 2>&1; then
   python3 -m pip install --quiet 'moto[server]'
 fi
 
+# The report test opens the sample report in headless Chromium (Debian's chromium package).
+if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "installing chromium (headless browser for the report test) ..."
+  as_root=()
+  if [ "$(id -u)" != 0 ]; then as_root=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${as_root[@]}" apt-get install -y -q --no-install-recommends chromium >/dev/null \
+    || { "${as_root[@]}" apt-get update -q >/dev/null \
+         && "${as_root[@]}" apt-get install -y -q --no-install-recommends chromium >/dev/null; }
+fi
+
 # --features ballista: the Ballista tests (tests/ballista.rs) start a scheduler and executors
 # of this build; every other test runs the same with or without the feature.
 cargo test --workspace --features ballista "$@"

@@ -4,8 +4,10 @@
 --
 -- Parameters (samplemix --var NAME=VALUE; a missing one is an error, nothing is guessed):
 --   input  the corpus: a Parquet file, a folder of shards or a URL, with columns id, domain, text
---   work   a folder (ending in '/') for the steps and the result: dedup/, docs/, centroids.parquet,
---          scored/, weights/, mixed/ (a rerun replaces each of them)
+--   work   a folder (ending in '/') for the steps and the result: dedup/, dedup_domains.parquet,
+--          docs/, centroids.parquet, scored/, weights/, run.parquet, summary.parquet, mixed/ (a
+--          rerun replaces each of them); `samplemix report WORK` draws the mix from the small
+--          ones (summary, centroids, dedup_domains, run)
 --   budget the token budget T_tgt of the mix (the sample corpus has 641,894 tokens)
 --
 --   samplemix --var input=data/sample.parquet --var work=out/run/ --var budget=640000 \
@@ -25,6 +27,13 @@ COPY (SELECT * FROM near_duplicates(corpus, 'id', 'text', 0.8, 112, 14, 'work=${
 TO '${work}dedup/' STORED AS PARQUET;
 CREATE EXTERNAL TABLE dedup STORED AS PARQUET LOCATION '${work}dedup/';
 
+-- Documents and near-duplicates removed per domain (a few rows, for the report).
+COPY (
+  SELECT c.domain, count(*) AS docs, sum(CASE WHEN n.keep THEN 0 ELSE 1 END) AS removed
+  FROM corpus c JOIN dedup n ON n.id = c.id
+  GROUP BY c.domain
+) TO '${work}dedup_domains.parquet' STORED AS PARQUET;
+
 -- 1. Per kept document: tokens (o200k_base), quality q(x) in [0, 10], embedding.
 COPY (
   SELECT id, domain, token_count(text) AS tokens, quality_score(text) AS quality, embed(text) AS emb
@@ -41,8 +50,8 @@ TO '${work}centroids.parquet' STORED AS PARQUET;
 CREATE EXTERNAL TABLE centroids STORED AS PARQUET LOCATION '${work}centroids.parquet';
 
 COPY (
-  SELECT id, quality, dc['cluster'] AS cluster, dc['distance'] AS distance, tokens
-  FROM (SELECT id, quality, tokens, diversity_cluster(emb, '${work}centroids.parquet') AS dc FROM docs)
+  SELECT id, domain, quality, dc['cluster'] AS cluster, dc['distance'] AS distance, tokens
+  FROM (SELECT id, domain, quality, tokens, diversity_cluster(emb, '${work}centroids.parquet') AS dc FROM docs)
 ) TO '${work}scored/' STORED AS PARQUET;
 CREATE EXTERNAL TABLE scored STORED AS PARQUET LOCATION '${work}scored/';
 
@@ -53,6 +62,25 @@ COPY (
     'rounding=systematic, max_copies=4, min_cluster_size=5')
 ) TO '${work}weights/' STORED AS PARQUET;
 CREATE EXTERNAL TABLE weights STORED AS PARQUET LOCATION '${work}weights/';
+
+-- The run's token budget, for the report's budget vs realised tokens.
+COPY (SELECT CAST(${budget} AS DOUBLE) AS budget_tokens) TO '${work}run.parquet' STORED AS PARQUET;
+
+-- The mix summarised for `samplemix report`: one row per domain, cluster, quality bin and
+-- number of copies, so at most domains x k x 10 x (max_copies + 1) rows for any corpus size;
+-- the join runs here (on the executors with --remote), the report reads only this.
+COPY (
+  SELECT s.domain, s.cluster,
+         least(greatest(CAST(floor(s.quality) AS BIGINT), 0), 9) AS quality_bin,
+         w.count AS copies,
+         count(*) AS docs, sum(s.tokens) AS tokens,
+         count(s.quality) AS quality_docs, sum(s.quality) AS quality_sum,
+         sum(w.expected_count) AS expected_docs,
+         sum(w.expected_count * s.tokens) AS expected_tokens,
+         max(w.diversity) AS diversity
+  FROM scored s JOIN weights w ON w.id = s.id
+  GROUP BY 1, 2, 3, 4
+) TO '${work}summary.parquet' STORED AS PARQUET;
 
 -- 4. The mixed dataset: `count` copies of each document with their copy index, in 8 shards
 --    (shard=0/ ... shard=7/, picked by a hash of id#copy), each shard's rows in the

@@ -24,6 +24,7 @@ pub mod cluster;
 mod copy;
 pub(crate) mod diagnose;
 pub mod panics;
+pub mod report;
 pub(crate) mod s3;
 pub mod script;
 mod session;

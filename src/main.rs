@@ -157,6 +157,22 @@ struct Args {
         value_parser(parse_var)
     )]
     vars: Vec<(String, String)>,
+
+    #[clap(subcommand)]
+    subcommand: Option<Subcommand>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
+    /// Write one self-contained HTML page (charts and tables) about the mix whose Parquet
+    /// outputs sql/pipeline.sql wrote under WORK, and print its path.
+    Report {
+        /// The work folder that sql/pipeline.sql wrote (--var work=...): a local path or an s3:// prefix
+        work: String,
+        /// Where to write the page (default: WORK/report.html); an existing file there is replaced only if it is a samplemix report
+        #[clap(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<String>,
+    },
 }
 
 /// Re-register `kmeans_fit` so that it draws a progress bar on stderr while it fits (an
@@ -261,7 +277,7 @@ async fn main_inner() -> Result<()> {
     samplemix::check_env_endpoint()?;
     samplemix::check_env_credentials()?;
     let args = parse_args();
-    if !args.quiet {
+    if !args.quiet && args.subcommand.is_none() {
         println!(
             "samplemix v{} (DataFusion CLI v{})",
             samplemix::VERSION,
@@ -328,6 +344,12 @@ async fn main_inner() -> Result<()> {
     };
     register_fit_progress(&ctx);
     let ctx = SamplemixContext::new(ctx, s3).with_remote(args.remote.is_some());
+
+    if let Some(Subcommand::Report { work, output }) = &args.subcommand {
+        let written = samplemix::report::report(ctx.inner(), work, output.as_deref()).await?;
+        println!("{written}");
+        return Ok(());
+    }
 
     let mut print_options = PrintOptions {
         format: args.format,

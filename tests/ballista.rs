@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use common::{aws_env, free_port, samplemix, text, Moto, SECRET};
+use common::{aws_env, free_port, pipeline_args, samplemix, text, Moto, SECRET};
 use datafusion::execution::context::SessionConfig;
 
 /// One cluster at a time: the tests share the two cores, and their ports come from the same
@@ -320,20 +320,6 @@ fn upload_shards(bucket: &str, env: &[(&'static str, String)]) {
     assert!(ok, "upload failed: {err}\n{out}");
 }
 
-fn pipeline_args<'a>(input: &'a str, work: &'a str) -> Vec<String> {
-    vec![
-        "-q".into(),
-        "--var".into(),
-        format!("input={input}"),
-        "--var".into(),
-        format!("work={work}"),
-        "--var".into(),
-        "budget=640000".into(),
-        "-f".into(),
-        "sql/pipeline.sql".into(),
-    ]
-}
-
 fn read_back_csv(work: &str, env: &[(&'static str, String)]) -> String {
     let statements = read_back(work);
     let mut args = vec!["-q".to_string(), "--format".into(), "csv".into()];
@@ -388,11 +374,42 @@ fn process_cluster_on_s3_equals_local() {
         );
 
         if executors == 2 {
+            report_on_the_cluster_equals_local(&url, &work, &env);
             failed_remote_copy_keeps_previous_output(&moto, &url, &env);
             memory_tables_are_refused_with_a_hint(&url, &env);
             killed_executor(cluster, &env);
         }
     }
+}
+
+/// `samplemix --remote ... report` of the cluster's work folder gives the local run's page
+/// (but for the folder's name): the executors aggregate, the client draws.
+fn report_on_the_cluster_equals_local(url: &str, work: &str, env: &[(&'static str, String)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local.html");
+    let remote = dir.path().join("remote.html");
+    let (ok, _, err) = shell(
+        &["report", "s3://mix/local/", "-o", local.to_str().unwrap()],
+        env,
+    );
+    assert!(ok, "local report: {err}");
+    let (ok, out, err) = shell(
+        &[
+            "--remote",
+            url,
+            "report",
+            work,
+            "-o",
+            remote.to_str().unwrap(),
+        ],
+        env,
+    );
+    assert!(ok, "report on the cluster: {err}");
+    assert_eq!(out.trim(), remote.to_str().unwrap());
+    let local = std::fs::read_to_string(local).unwrap();
+    let remote = std::fs::read_to_string(remote).unwrap();
+    assert!(local.contains("chart-clusters"));
+    assert_eq!(remote.replace(work, "s3://mix/local/"), local);
 }
 
 fn failed_remote_copy_keeps_previous_output(

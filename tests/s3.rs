@@ -6,7 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{aws_env as env, free_port, samplemix, text, Moto, Throttle, KEY_ID, SECRET};
+use common::{
+    aws_env as env, free_port, pipeline_args, samplemix, text, Moto, Throttle, KEY_ID, SECRET,
+};
 
 fn options(endpoint: &str) -> String {
     format!(
@@ -523,4 +525,45 @@ fn slow_link_reads_resume_until_done() {
     );
     assert!(ok, "{err}");
     assert!(out.ends_with("n,d\n150000,150000\n"), "{out}");
+}
+
+/// `samplemix report` on a work folder in a bucket: the pipeline writes it there, the report
+/// reads only the aggregates back and writes `report.html` beside them (or to `-o`), and the
+/// page equals the one of a local run but for the work folder's name.
+#[test]
+fn report_of_a_pipeline_on_s3_equals_local() {
+    let moto = Moto::start();
+    moto.create_bucket("mix-bucket");
+    let env = env(&moto.endpoint());
+    let dir = tempfile::tempdir().unwrap();
+    let local_work = format!("{}/", dir.path().join("work").display());
+    for work in ["s3://mix-bucket/run/", local_work.as_str()] {
+        let args = pipeline_args("data/sample.parquet", work);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, _, err) = run(&argv, &env);
+        assert!(ok, "pipeline to {work}: {err}");
+    }
+    let (ok, out, err) = run(&["report", "s3://mix-bucket/run/"], &env);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "s3://mix-bucket/run/report.html");
+    assert!(moto
+        .keys("mix-bucket")
+        .contains(&"run/report.html".to_string()));
+    let from_s3 = dir.path().join("from-s3.html");
+    let (ok, _, err) = run(
+        &[
+            "report",
+            "s3://mix-bucket/run/",
+            "-o",
+            from_s3.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&["report", &local_work], &env);
+    assert!(ok, "{err}");
+    let local = std::fs::read_to_string(format!("{local_work}report.html")).unwrap();
+    let remote = std::fs::read_to_string(&from_s3).unwrap();
+    assert!(remote.contains("chart-clusters") && remote.contains("640,000"));
+    assert_eq!(remote.replace("s3://mix-bucket/run/", &local_work), local);
 }

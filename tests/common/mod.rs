@@ -25,6 +25,23 @@ pub fn samplemix(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("run samplemix")
 }
 
+/// The arguments that run `sql/pipeline.sql` on `input` into the work folder `work` (budget
+/// 640,000 tokens, the quickstart's).
+pub fn pipeline_args(input: &str, work: &str) -> Vec<String> {
+    [
+        "-q".to_string(),
+        "--var".into(),
+        format!("input={input}"),
+        "--var".into(),
+        format!("work={work}"),
+        "--var".into(),
+        "budget=640000".into(),
+        "-f".into(),
+        "sql/pipeline.sql".into(),
+    ]
+    .to_vec()
+}
+
 /// The S3 test credentials (moto accepts any); tests check that the secret is never printed.
 pub const KEY_ID: &str = "AKIDSAMPLEMIXTEST";
 /// See [`KEY_ID`].

@@ -290,4 +290,250 @@ mod tests {
         let v = score(&compute(""));
         assert!((0.0..=10.0).contains(&v), "{v}");
     }
+
+    /// The penalty `name` for default signals changed by `set` (English, so English-only
+    /// penalties count fully).
+    fn penalty(name: &str, set: impl Fn(&mut Signals)) -> f64 {
+        let mut s = Signals {
+            lines: 1,
+            ..Signals::default()
+        };
+        set(&mut s);
+        penalties(&s)
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("no penalty {name}"))
+            .1
+    }
+
+    /// README's table of anchors and weights, row by row, against the penalties themselves:
+    /// each rule's penalty is 0 at the comfortable anchor and weight / 2 at the threshold.
+    /// Changing either the code or the table without the other fails here.
+    #[test]
+    fn readme_weights_table_matches_the_penalties() {
+        let readme = include_str!("../../../README.md");
+        type Set = fn(&mut Signals, f64);
+        type Check = (&'static str, Set, f64, f64, f64);
+        // (README row, [(penalty, setter, comfortable, threshold, weight)])
+        let rows: Vec<(&str, Vec<Check>)> = vec![
+            (
+                "| mean word length | 3.5 → 3 and 8 → 10 | 1 each |",
+                vec![
+                    (
+                        "mean_word_length_min",
+                        |s, x| s.mean_word_length = x,
+                        3.5,
+                        3.0,
+                        1.0,
+                    ),
+                    (
+                        "mean_word_length_max",
+                        |s, x| s.mean_word_length = x,
+                        8.0,
+                        10.0,
+                        1.0,
+                    ),
+                ],
+            ),
+            (
+                "| `#` / `...` per word | 0.02 → 0.1 | 1 each |",
+                vec![
+                    ("hash_ratio", |s, x| s.hash_ratio = x, 0.02, 0.1, 1.0),
+                    (
+                        "ellipsis_ratio",
+                        |s, x| s.ellipsis_ratio = x,
+                        0.02,
+                        0.1,
+                        1.0,
+                    ),
+                ],
+            ),
+            (
+                "| bullet lines / ellipsis lines | 0.5 → 0.9 / 0.1 → 0.3 | 1 each |",
+                vec![
+                    (
+                        "bullet_lines_ratio",
+                        |s, x| s.bullet_lines_ratio = x,
+                        0.5,
+                        0.9,
+                        1.0,
+                    ),
+                    (
+                        "ellipsis_lines_ratio",
+                        |s, x| s.ellipsis_lines_ratio = x,
+                        0.1,
+                        0.3,
+                        1.0,
+                    ),
+                ],
+            ),
+            (
+                "| alphabetic words | 0.84 → 0.8 | 1 |",
+                vec![(
+                    "alpha_words_ratio",
+                    |s, x| s.alpha_words_ratio = x,
+                    0.84,
+                    0.8,
+                    1.0,
+                )],
+            ),
+            (
+                "| stop words | 4 → 2 | 1 × English-ness |",
+                vec![("stop_words", |s, x| s.stop_words = x as u64, 4.0, 2.0, 1.0)],
+            ),
+            (
+                "| duplicate lines / paragraphs (count) | 0.1 → 0.3 | 1 each |",
+                vec![
+                    ("dup_line_frac", |s, x| s.dup_line_frac = x, 0.1, 0.3, 1.0),
+                    ("dup_para_frac", |s, x| s.dup_para_frac = x, 0.1, 0.3, 1.0),
+                ],
+            ),
+            (
+                "| duplicate lines / paragraphs (chars) | 0.05 → 0.2 | 1 each |",
+                vec![
+                    (
+                        "dup_line_char_frac",
+                        |s, x| s.dup_line_char_frac = x,
+                        0.05,
+                        0.2,
+                        1.0,
+                    ),
+                    (
+                        "dup_para_char_frac",
+                        |s, x| s.dup_para_char_frac = x,
+                        0.05,
+                        0.2,
+                        1.0,
+                    ),
+                ],
+            ),
+            (
+                "| top 2/3/4-gram | half the threshold → 0.20/0.18/0.16 | 0.5 each |",
+                vec![
+                    (
+                        "top_2gram",
+                        |s, x| s.top_ngram_char_frac[0] = x,
+                        0.10,
+                        0.20,
+                        0.5,
+                    ),
+                    (
+                        "top_3gram",
+                        |s, x| s.top_ngram_char_frac[1] = x,
+                        0.09,
+                        0.18,
+                        0.5,
+                    ),
+                    (
+                        "top_4gram",
+                        |s, x| s.top_ngram_char_frac[2] = x,
+                        0.08,
+                        0.16,
+                        0.5,
+                    ),
+                ],
+            ),
+            (
+                "| duplicated 5..10-grams | half the threshold → 0.15 .. 0.10 | 0.3 each |",
+                vec![
+                    (
+                        "dup_5gram",
+                        |s, x| s.dup_ngram_char_frac[0] = x,
+                        0.075,
+                        0.15,
+                        0.3,
+                    ),
+                    (
+                        "dup_10gram",
+                        |s, x| s.dup_ngram_char_frac[5] = x,
+                        0.05,
+                        0.10,
+                        0.3,
+                    ),
+                ],
+            ),
+            (
+                "| FineWeb line punctuation | 0.3 → 0.12 | 1 |",
+                vec![(
+                    "fineweb_line_punct_ratio",
+                    |s, x| s.line_punct_ratio = x,
+                    0.3,
+                    0.12,
+                    1.0,
+                )],
+            ),
+            (
+                "| FineWeb short lines | 0.4 → 0.67 | 1 |",
+                vec![(
+                    "fineweb_short_line_ratio",
+                    |s, x| s.short_line_ratio = x,
+                    0.4,
+                    0.67,
+                    1.0,
+                )],
+            ),
+            (
+                "| FineWeb duplicated-line chars | 0.01 → 0.05",
+                vec![(
+                    "fineweb_dup_line_char_ratio",
+                    |s, x| s.dup_line_char_ratio = x,
+                    0.01,
+                    0.05,
+                    0.5,
+                )],
+            ),
+            (
+                "| FineWeb newlines per word | 0.15 → 0.3 | 1 |",
+                vec![(
+                    "fineweb_newline_ratio",
+                    |s, x| s.newline_ratio = x,
+                    0.15,
+                    0.3,
+                    1.0,
+                )],
+            ),
+        ];
+        for (row, checks) in rows {
+            assert!(readme.contains(row), "README's table has no row {row:?}");
+            for (name, set, comfortable, threshold, weight) in checks {
+                let at = |x: f64| penalty(name, |s| set(s, x));
+                assert_eq!(at(comfortable), 0.0, "{name} at its comfortable anchor");
+                // Linear in between: a quarter of the weight half way (pins the comfortable
+                // anchor, which a check at the anchor alone would not).
+                let mid = at((comfortable + threshold) / 2.0);
+                assert!((mid - weight / 4.0).abs() < 1e-9, "{name} half way: {mid}");
+                let p = at(threshold);
+                assert!(
+                    (p - weight / 2.0).abs() < 1e-12,
+                    "{name} at its threshold: {p}, README says weight {weight}"
+                );
+            }
+        }
+        // The rows that are not ramps: log-scale anchors, fixed penalties, boilerplate.
+        assert!(readme.contains("| words (log scale) | ≥ 100 → 50; ≤ 50,000 → 100,000 | 1; 1 |"));
+        let words = |n: u64| penalty("words_min", |s| s.words = n);
+        assert_eq!(words(100), 0.0);
+        assert!(((penalty("words_min", |s| s.words = 49) - 0.5).abs()) < 1e-12);
+        assert!(readme.contains("| C4 sentences (log scale) | 10 → 5 | 0.5 × English-ness |"));
+        assert_eq!(penalty("c4_sentences", |s| s.sentences = 9), 0.0);
+        assert!((penalty("c4_sentences", |s| s.sentences = 4) - 0.25).abs() < 1e-12);
+        assert!(readme.contains("| lorem ipsum / `{` in a kept line | fixed penalty 2 / 0.5 | 1 |"));
+        assert_eq!(penalty("c4_lorem_ipsum", |s| s.lorem_ipsum = true), 2.0);
+        assert_eq!(penalty("c4_curly_bracket", |s| s.curly_bracket = true), 0.5);
+        assert!(readme.contains("| javascript / policy lines per line | 0 → 0.1 | 0.5 / 1 |"));
+        let per_line = |name: &str, set: fn(&mut Signals, u64)| {
+            penalty(name, |s| {
+                s.lines = 10;
+                set(s, 1)
+            })
+        };
+        assert!(
+            (per_line("c4_javascript_lines", |s, n| s.javascript_lines = n) - 0.25).abs() < 1e-12
+        );
+        assert!((per_line("c4_policy_lines", |s, n| s.policy_lines = n) - 0.5).abs() < 1e-12);
+        assert!(readme.contains("| none: 3·ln(1 + chars/100), 40·share | 1 |"));
+        let nav = penalty("nav_run_chars", |s| s.nav_run_chars = 100);
+        assert!((nav - 3.0 * 2f64.ln()).abs() < 1e-12);
+        assert!((penalty("nav_run_char_frac", |s| s.nav_run_char_frac = 0.1) - 4.0).abs() < 1e-12);
+    }
 }
