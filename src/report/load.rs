@@ -140,72 +140,18 @@ pub async fn load(ctx: &SessionContext, work: &str) -> Result<Mix> {
     } else {
         format!("{work}/")
     };
-    let mut present = Vec::new();
-    for (table, rel, required) in INPUTS {
-        let location = format!("{base}{rel}");
-        let found = has_files(ctx, &location).await?;
-        if !found && required {
-            return Err(DataFusionError::Plan(format!(
-                "samplemix report: '{location}' is missing; WORK must be the folder that sql/pipeline.sql wrote (--var work=...)"
-            )));
-        }
-        if found {
-            ctx.deregister_table(table)?;
-            let sql = format!(
-                "CREATE EXTERNAL TABLE {table} STORED AS PARQUET LOCATION '{}'",
-                location.replace('\'', "''")
-            );
-            ctx.sql(&sql).await?.collect().await?;
-        }
-        present.push(found);
-    }
-    let domains = rows(ctx, DOMAINS)
-        .await?
-        .iter()
-        .map(|r| DomainRow {
-            domain: r.text(0),
-            src_docs: r.num(1),
-            src_tokens: r.num(2),
-            mix_docs: r.num(3),
-            mix_tokens: r.num(4),
-            mean_quality: r.num(5),
-            dropped_frac: r.num(6),
-            max_repeats: r.num(7),
-        })
-        .collect();
-    let quality = rows(ctx, QUALITY)
-        .await?
-        .iter()
-        .map(|r| QualityRow {
-            domain: r.text(0),
-            bin: r.num(1).clamp(0.0, (QUALITY_BINS - 1) as f64) as usize,
-            src_docs: r.num(2),
-            mix_docs: r.num(3),
-        })
-        .collect();
+    let [_, _, has_dedup, has_run] = register(ctx, &base).await?;
+    let domains = rows(ctx, DOMAINS).await?.iter().map(domain_row).collect();
+    let quality = rows(ctx, QUALITY).await?.iter().map(quality_row).collect();
     let centroids = centroids(ctx).await?;
-    let xy =
-        crate::report::pca::project_2d(&centroids.iter().map(|c| c.1.clone()).collect::<Vec<_>>());
+    let points: Vec<Vec<f64>> = centroids.iter().map(|c| c.1.clone()).collect();
+    let xy = super::pca::project_2d(&points);
     let clusters = rows(ctx, CLUSTERS)
         .await?
         .iter()
         .map(|r| {
-            let cluster = r.num(0) as i64;
-            let at = centroids
-                .iter()
-                .position(|(c, _)| *c == cluster)
-                .map(|i| xy[i])
-                .unwrap_or([0.0, 0.0]);
-            ClusterRow {
-                cluster,
-                src_docs: r.num(1),
-                diversity: r.num(2),
-                mean_quality: r.num(3),
-                mix_docs: r.num(4),
-                max_repeats: r.num(5),
-                domains: r.text(6),
-                xy: at,
-            }
+            let at = centroids.iter().position(|(c, _)| *c == r.num(0) as i64);
+            cluster_row(r, at.map_or([0.0, 0.0], |i| xy[i]))
         })
         .collect();
     let copies = rows(ctx, COPIES)
@@ -214,39 +160,14 @@ pub async fn load(ctx: &SessionContext, work: &str) -> Result<Mix> {
         .filter(|r| r.num(0).is_finite())
         .map(|r| (r.num(0) as i64, r.num(1)))
         .collect();
-    let totals_row = rows(ctx, TOTALS).await?;
-    let t = totals_row.first();
-    let get = |i: usize| t.map(|r| r.num(i)).filter(|v| v.is_finite()).unwrap_or(0.0);
-    let mut totals = Totals {
-        src_docs: get(0),
-        src_tokens: get(1),
-        expected_docs: get(2),
-        expected_tokens: get(3),
-        mix_docs: get(4),
-        mix_tokens: get(5),
-        budget_tokens: None,
+    let mut totals = totals(rows(ctx, TOTALS).await?.first());
+    let dedup = match has_dedup {
+        true => Some(rows(ctx, DEDUP).await?.iter().map(dedup_row).collect()),
+        false => None,
     };
-    let dedup = if present[2] {
-        Some(
-            rows(ctx, DEDUP)
-                .await?
-                .iter()
-                .map(|r| DedupRow {
-                    domain: r.text(0),
-                    docs: r.num(1),
-                    removed: r.num(2),
-                })
-                .collect(),
-        )
-    } else {
-        None
-    };
-    if present[3] {
-        totals.budget_tokens = rows(ctx, BUDGET)
-            .await?
-            .first()
-            .map(|r| r.num(0))
-            .filter(|v| v.is_finite());
+    if has_run {
+        let budget = rows(ctx, BUDGET).await?.first().map(|r| r.num(0));
+        totals.budget_tokens = budget.filter(|v| v.is_finite());
     }
     for (table, _, _) in INPUTS {
         ctx.deregister_table(table)?;
@@ -260,6 +181,91 @@ pub async fn load(ctx: &SessionContext, work: &str) -> Result<Mix> {
         copies,
         totals,
     })
+}
+
+/// Register the work folder's [`INPUTS`] as tables; which of them exist. A missing required
+/// one is an error naming it.
+async fn register(ctx: &SessionContext, base: &str) -> Result<[bool; 4]> {
+    let mut present = [false; 4];
+    for (i, (table, rel, required)) in INPUTS.into_iter().enumerate() {
+        let location = format!("{base}{rel}");
+        present[i] = has_files(ctx, &location).await?;
+        if !present[i] && required {
+            return Err(DataFusionError::Plan(format!(
+                "samplemix report: '{location}' is missing; WORK must be the folder that sql/pipeline.sql wrote (--var work=...)"
+            )));
+        }
+        if present[i] {
+            ctx.deregister_table(table)?;
+            let sql = format!(
+                "CREATE EXTERNAL TABLE {table} STORED AS PARQUET LOCATION '{}'",
+                location.replace('\'', "''")
+            );
+            ctx.sql(&sql).await?.collect().await?;
+        }
+    }
+    Ok(present)
+}
+
+fn domain_row(r: &Row) -> DomainRow {
+    DomainRow {
+        domain: r.text(0),
+        src_docs: r.num(1),
+        src_tokens: r.num(2),
+        mix_docs: r.num(3),
+        mix_tokens: r.num(4),
+        mean_quality: r.num(5),
+        dropped_frac: r.num(6),
+        max_repeats: r.num(7),
+    }
+}
+
+fn quality_row(r: &Row) -> QualityRow {
+    QualityRow {
+        domain: r.text(0),
+        bin: r.num(1).clamp(0.0, (QUALITY_BINS - 1) as f64) as usize,
+        src_docs: r.num(2),
+        mix_docs: r.num(3),
+    }
+}
+
+fn cluster_row(r: &Row, xy: [f64; 2]) -> ClusterRow {
+    ClusterRow {
+        cluster: r.num(0) as i64,
+        src_docs: r.num(1),
+        diversity: r.num(2),
+        mean_quality: r.num(3),
+        mix_docs: r.num(4),
+        max_repeats: r.num(5),
+        domains: r.text(6),
+        xy,
+    }
+}
+
+fn dedup_row(r: &Row) -> DedupRow {
+    DedupRow {
+        domain: r.text(0),
+        docs: r.num(1),
+        removed: r.num(2),
+    }
+}
+
+/// The totals row (none, or NULL sums, for an empty summary: zeros).
+fn totals(row: Option<&Row>) -> Totals {
+    let get = |i: usize| {
+        row.map(|r| r.num(i))
+            .filter(|v| v.is_finite())
+            .unwrap_or(0.0)
+    };
+    Totals {
+        src_docs: get(0),
+        src_tokens: get(1),
+        expected_docs: get(2),
+        expected_tokens: get(3),
+        mix_docs: get(4),
+        mix_tokens: get(5),
+        budget_tokens: None,
+    }
 }
 
 /// Whether `location` (a file or a folder, local or a URL) holds at least one file.

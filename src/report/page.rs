@@ -194,89 +194,143 @@ fn domain_shares(mix: &Mix) -> Chart {
     chart("chart-domains", "Domain shares of tokens, source vs mix", "Each domain's share of all tokens before mixing (light) and in the mix (dark): the domain proportions that per-sample weighting lets fall out.", alt, hbars(&rows, &["source", "mix"], "share of tokens (%)"))
 }
 
+/// Documents per quality bin, source (0) and mix (1).
+type Bins = [[f64; QUALITY_BINS]; 2];
+
+const PANEL_COLS: usize = 4;
+const PANEL_W: f64 = 170.0;
+const PANEL_H: f64 = 110.0;
+
+/// Each domain's documents per quality bin, in the order of `mix.domains`.
+fn quality_bins(mix: &Mix) -> Vec<(&str, Bins)> {
+    let mut bins: Vec<(&str, Bins)> = mix
+        .domains
+        .iter()
+        .map(|d| (d.domain.as_str(), [[0.0; QUALITY_BINS]; 2]))
+        .collect();
+    for q in &mix.quality {
+        if let Some((_, b)) = bins.iter_mut().find(|(d, _)| *d == q.domain) {
+            b[0][q.bin] += q.src_docs;
+            b[1][q.bin] += q.mix_docs;
+        }
+    }
+    bins
+}
+
+/// Bins as percentages of their series' total.
+fn bin_shares(b: &Bins) -> Bins {
+    b.map(|series| {
+        let total: f64 = series.iter().sum();
+        series.map(|n| share(n, total))
+    })
+}
+
+/// The mean of binned qualities (each bin at its middle); NaN for no documents.
+fn binned_mean(series: &[f64; QUALITY_BINS]) -> f64 {
+    let total: f64 = series.iter().sum();
+    let weighted: f64 = (0..QUALITY_BINS)
+        .map(|j| series[j] * (j as f64 + 0.5))
+        .sum();
+    if total > 0.0 {
+        weighted / total
+    } else {
+        f64::NAN
+    }
+}
+
 /// Quality histograms, one panel per domain: share of the domain's documents per quality bin.
 fn quality(mix: &Mix) -> Chart {
-    const COLS: usize = 4;
-    const PW: f64 = 170.0;
-    const PH: f64 = 110.0;
-    let domains: Vec<&str> = mix.domains.iter().map(|d| d.domain.as_str()).collect();
-    let mut bins = vec![[[0.0; QUALITY_BINS]; 2]; domains.len()];
-    for q in &mix.quality {
-        if let Some(i) = domains.iter().position(|d| *d == q.domain) {
-            bins[i][0][q.bin] += q.src_docs;
-            bins[i][1][q.bin] += q.mix_docs;
-        }
-    }
-    let shares: Vec<[[f64; QUALITY_BINS]; 2]> = bins
-        .iter()
-        .map(|b| {
-            let mut out = [[0.0; QUALITY_BINS]; 2];
-            for k in 0..2 {
-                let total: f64 = b[k].iter().sum();
-                for j in 0..QUALITY_BINS {
-                    out[k][j] = share(b[k][j], total);
-                }
-            }
-            out
-        })
-        .collect();
+    let bins = quality_bins(mix);
+    let shares: Vec<Bins> = bins.iter().map(|(_, b)| bin_shares(b)).collect();
     let max = shares
         .iter()
-        .flat_map(|s| s.iter().flatten().copied())
+        .flatten()
+        .flatten()
+        .copied()
         .fold(0.0, f64::max);
     let top = *ticks(max).last().unwrap_or(&100.0);
-    let rows_n = domains.len().div_ceil(COLS);
     let mut s = legend(&["source", "mix"], 60.0, 6.0);
     let mut marks = 0;
-    let mut alt = Vec::new();
-    for (i, name) in domains.iter().enumerate() {
-        let (x0, y0) = (
-            50.0 + (i % COLS) as f64 * (PW + 40.0),
-            40.0 + (i / COLS) as f64 * (PH + 60.0),
-        );
+    for (i, ((name, _), panel)) in bins.iter().zip(&shares).enumerate() {
+        let x0 = 50.0 + (i % PANEL_COLS) as f64 * (PANEL_W + 40.0);
+        let y0 = 40.0 + (i / PANEL_COLS) as f64 * (PANEL_H + 60.0);
+        marks += quality_panel(&mut s, name, panel, (x0, y0), top);
+    }
+    let alt: Vec<String> = bins
+        .iter()
+        .map(|(name, b)| {
+            let (from, to) = (binned_mean(&b[0]), binned_mean(&b[1]));
+            format!("{name}: binned mean quality {from:.1} in the source, {to:.1} in the mix")
+        })
+        .collect();
+    let width = 50.0 + PANEL_COLS as f64 * (PANEL_W + 40.0);
+    let height = 40.0 + bins.len().div_ceil(PANEL_COLS) as f64 * (PANEL_H + 60.0);
+    let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">quality q(x), 0 to 10 (panels: % of the domain's documents per bin)</text>", 50.0 + (width - 90.0) / 2.0, height - 8.0);
+    chart("chart-quality", "Quality distribution per domain, source vs mix", "Per domain, the share of its documents in each quality bin before mixing (light) and among its mixed documents (dark): a dark bar above a light one means the mix favours that quality.", alt.join("; "), (s, width, height, marks))
+}
+
+/// One domain's panel at (x0, y0), bars scaled to `top` percent; returns its marks.
+fn quality_panel(
+    s: &mut String,
+    name: &str,
+    panel: &Bins,
+    (x0, y0): (f64, f64),
+    top: f64,
+) -> usize {
+    let (pw, ph) = (PANEL_W, PANEL_H);
+    let _ = writeln!(
+        s,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-weight=\"bold\">{}</text>",
+        x0 + pw / 2.0,
+        y0 - 4.0,
+        esc(name)
+    );
+    let _ = writeln!(s, "<line x1=\"{x0}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#1b1b1b\"/><line x1=\"{x0}\" y1=\"{y0}\" x2=\"{x0}\" y2=\"{:.1}\" stroke=\"#1b1b1b\"/>", y0 + ph, x0 + pw, y0 + ph, y0 + ph);
+    let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"10\">{top:.0}%</text><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"10\">0</text>", x0 - 3.0, y0 + 8.0, x0 - 3.0, y0 + ph);
+    for (j, label) in [(0usize, "0"), (5, "5"), (10, "10")] {
         let _ = writeln!(
             s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-weight=\"bold\">{}</text>",
-            x0 + PW / 2.0,
-            y0 - 4.0,
-            esc(name)
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{label}</text>",
+            x0 + pw * j as f64 / QUALITY_BINS as f64,
+            y0 + ph + 12.0
         );
-        let _ = writeln!(s, "<line x1=\"{x0}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#1b1b1b\"/><line x1=\"{x0}\" y1=\"{y0}\" x2=\"{x0}\" y2=\"{:.1}\" stroke=\"#1b1b1b\"/>", y0 + PH, x0 + PW, y0 + PH, y0 + PH);
-        let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"10\">{top:.0}%</text><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"10\">0</text>", x0 - 3.0, y0 + 8.0, x0 - 3.0, y0 + PH);
-        for (j, label) in [(0usize, "0"), (5, "5"), (10, "10")] {
-            let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{label}</text>", x0 + PW * j as f64 / QUALITY_BINS as f64, y0 + PH + 12.0);
-        }
-        let slot = PW / QUALITY_BINS as f64;
-        let panel = &shares[i];
-        for j in 0..QUALITY_BINS {
-            for (k, series) in panel.iter().enumerate() {
-                let v = series[j];
-                let h = PH * v / top;
-                let (fill, stroke) = SERIES[k];
-                let _ = writeln!(s, "<rect class=\"mark\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{fill}\" stroke=\"{stroke}\" stroke-width=\"0.5\"><title>{}, quality {j} to {}: {v:.1}% of the {}</title></rect>", x0 + slot * j as f64 + 1.0 + k as f64 * (slot - 2.0) / 2.0, y0 + PH - h, (slot - 2.0) / 2.0, esc(name), j + 1, if k == 0 { "source documents" } else { "mixed documents" });
-                marks += 1;
-            }
-        }
-        let mean = |k: usize| {
-            let total: f64 = bins[i][k].iter().sum();
-            if total > 0.0 {
-                (0..QUALITY_BINS)
-                    .map(|j| bins[i][k][j] * (j as f64 + 0.5))
-                    .sum::<f64>()
-                    / total
-            } else {
-                f64::NAN
-            }
-        };
-        alt.push(format!(
-            "{name}: binned mean quality {:.1} in the source, {:.1} in the mix",
-            mean(0),
-            mean(1)
-        ));
     }
-    let height = 40.0 + rows_n as f64 * (PH + 60.0);
-    let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">quality q(x), 0 to 10 (panels: % of the domain's documents per bin)</text>", 50.0 + (COLS as f64 * (PW + 40.0)) / 2.0, height - 8.0);
-    chart("chart-quality", "Quality distribution per domain, source vs mix", "Per domain, the share of its documents in each quality bin before mixing (light) and among its mixed documents (dark): a dark bar above a light one means the mix favours that quality.", alt.join("; "), (s, 50.0 + COLS as f64 * (PW + 40.0), height, marks))
+    let slot = pw / QUALITY_BINS as f64;
+    let mut marks = 0;
+    for j in 0..QUALITY_BINS {
+        for (k, series) in panel.iter().enumerate() {
+            let v = series[j];
+            let h = ph * v / top;
+            let (fill, stroke) = SERIES[k];
+            let whose = if k == 0 {
+                "source documents"
+            } else {
+                "mixed documents"
+            };
+            let _ = writeln!(s, "<rect class=\"mark\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{fill}\" stroke=\"{stroke}\" stroke-width=\"0.5\"><title>{}, quality {j} to {}: {v:.1}% of the {whose}</title></rect>", x0 + slot * j as f64 + 1.0 + k as f64 * (slot - 2.0) / 2.0, y0 + ph - h, (slot - 2.0) / 2.0, esc(name), j + 1);
+            marks += 1;
+        }
+    }
+    marks
+}
+
+const MAP_W: f64 = 520.0;
+const MAP_H: f64 = 360.0;
+const MAP_L: f64 = 60.0;
+const MAP_T: f64 = 20.0;
+
+/// (min, max) of the finite values; widened around a single value, so scales never divide by 0.
+fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    match (lo.is_finite(), hi > lo) {
+        (true, true) => (lo, hi),
+        (true, false) => (lo - 1.0, lo + 1.0),
+        _ => (0.0, 1.0),
+    }
 }
 
 /// Centroids on their first two principal components; None with fewer than two clusters.
@@ -284,41 +338,11 @@ fn cluster_map(mix: &Mix) -> Option<Chart> {
     if mix.clusters.len() < 2 {
         return None;
     }
-    const W: f64 = 520.0;
-    const H: f64 = 360.0;
-    const L: f64 = 60.0;
-    const T: f64 = 20.0;
-    let xs = || mix.clusters.iter().map(|c| c.xy[0]);
-    let ys = || mix.clusters.iter().map(|c| c.xy[1]);
-    let range = |v: &dyn Fn() -> Box<dyn Iterator<Item = f64>>| {
-        let lo = v().fold(f64::INFINITY, f64::min);
-        let hi = v().fold(f64::NEG_INFINITY, f64::max);
-        if hi > lo {
-            (lo, hi)
-        } else {
-            (lo - 1.0, lo + 1.0)
-        }
-    };
-    let (x_lo, x_hi) = range(&|| Box::new(xs()));
-    let (y_lo, y_hi) = range(&|| Box::new(ys()));
+    let (x_lo, x_hi) = span(mix.clusters.iter().map(|c| c.xy[0]));
+    let (y_lo, y_hi) = span(mix.clusters.iter().map(|c| c.xy[1]));
+    let (d_lo, d_hi) = span(mix.clusters.iter().map(|c| c.diversity));
     let biggest = mix.clusters.iter().map(|c| c.src_docs).fold(1.0, f64::max);
-    let (d_lo, d_hi) = mix
-        .clusters
-        .iter()
-        .map(|c| c.diversity)
-        .filter(|d| d.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), d| {
-            (a.min(d), b.max(d))
-        });
-    let norm = |d: f64| {
-        if d_hi > d_lo {
-            (d - d_lo) / (d_hi - d_lo)
-        } else {
-            0.5
-        }
-    };
     let heavy: Vec<i64> = heavy_clusters(mix).iter().map(|c| c.cluster).collect();
-    let mut s = format!("<rect x=\"{L}\" y=\"{T}\" width=\"{W}\" height=\"{H}\" fill=\"none\" stroke=\"#1b1b1b\"/>\n");
     let mut order: Vec<&ClusterRow> = mix.clusters.iter().collect();
     // Big bubbles first, so that small ones stay visible on top.
     order.sort_by(|a, b| {
@@ -327,42 +351,59 @@ fn cluster_map(mix: &Mix) -> Option<Chart> {
             .then(a.cluster.cmp(&b.cluster))
     });
     let place = |c: &ClusterRow| {
-        let x = L + 30.0 + (W - 60.0) * (c.xy[0] - x_lo) / (x_hi - x_lo);
-        let y = T + H - 30.0 - (H - 60.0) * (c.xy[1] - y_lo) / (y_hi - y_lo);
+        let x = MAP_L + 30.0 + (MAP_W - 60.0) * (c.xy[0] - x_lo) / (x_hi - x_lo);
+        let y = MAP_T + MAP_H - 30.0 - (MAP_H - 60.0) * (c.xy[1] - y_lo) / (y_hi - y_lo);
         (x, y)
     };
+    let mut s = format!("<rect x=\"{MAP_L}\" y=\"{MAP_T}\" width=\"{MAP_W}\" height=\"{MAP_H}\" fill=\"none\" stroke=\"#1b1b1b\"/>\n");
     for c in &order {
         let (x, y) = place(c);
         let r = 4.0 + 26.0 * (c.src_docs / biggest).sqrt();
-        let dash = if heavy.contains(&c.cluster) {
-            " stroke-dasharray=\"4 2\" stroke-width=\"2.5\""
-        } else {
-            " stroke-width=\"1\""
+        let outline = match heavy.contains(&c.cluster) {
+            true => " stroke-dasharray=\"4 2\" stroke-width=\"2.5\"",
+            false => " stroke-width=\"1\"",
         };
-        let _ = writeln!(s, "<circle class=\"mark\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"{r:.1}\" fill=\"{}\" fill-opacity=\"0.85\" stroke=\"#1b1b1b\"{dash}><title>cluster {}: {} documents, diversity {:.3}, mean quality {:.2}, {} mixed documents (at most {} copies of one), domains {}</title></circle>", viridis(norm(c.diversity)), c.cluster, int(c.src_docs), c.diversity, c.mean_quality, int(c.mix_docs), int(c.max_repeats), esc(&c.domains));
+        let colour = viridis((c.diversity - d_lo) / (d_hi - d_lo));
+        let _ = writeln!(s, "<circle class=\"mark\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"{r:.1}\" fill=\"{colour}\" fill-opacity=\"0.85\" stroke=\"#1b1b1b\"{outline}><title>cluster {}: {} documents, diversity {:.3}, mean quality {:.2}, {} mixed documents (at most {} copies of one), domains {}</title></circle>", c.cluster, int(c.src_docs), c.diversity, c.mean_quality, int(c.mix_docs), int(c.max_repeats), esc(&c.domains));
     }
     // Labels after every bubble, so that no bubble hides another's number.
     for c in &order {
         let (x, y) = place(c);
         let _ = writeln!(s, "<text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\" paint-order=\"stroke\" stroke=\"#fff\" stroke-width=\"3\">{}</text>", y + 3.5, c.cluster);
     }
-    let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">first principal component of the centroids (embedding units)</text>", L + W / 2.0, T + H + 20.0);
-    let _ = writeln!(s, "<text transform=\"translate(20 {:.1}) rotate(-90)\" text-anchor=\"middle\">second principal component</text>", T + H / 2.0);
-    // Diversity legend: five swatches, dark = low, light = high.
-    let lx = L + W + 20.0;
-    let _ = writeln!(s, "<text x=\"{lx}\" y=\"{T}\" dy=\"10\">diversity</text>");
+    s.push_str(&map_axes_and_legend(d_lo, d_hi));
+    let flagged = match heavy.is_empty() {
+        true => "none".to_string(),
+        false => heavy
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let alt = format!("{} clusters; largest cluster {} documents; diversity from {d_lo:.3} to {d_hi:.3}; clusters with many copies per document: {flagged}", mix.clusters.len(), int(biggest));
+    Some(chart("chart-clusters", "Clusters: centroids on a plane", "Each k-means cluster at its centroid's first two principal components; area = documents, colour = diversity (dark low, light high), dashed outline = many copies per document. Hover a bubble for its mean quality and copies.", alt, (s, MAP_L + MAP_W + 140.0, MAP_T + MAP_H + 36.0, mix.clusters.len())))
+}
+
+/// The map's axis titles and its legend: five diversity swatches (dark = low, light = high),
+/// the many-copies outline and what the area means.
+fn map_axes_and_legend(d_lo: f64, d_hi: f64) -> String {
+    let (l, t, w, h) = (MAP_L, MAP_T, MAP_W, MAP_H);
+    let mut s = String::new();
+    let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">first principal component of the centroids (embedding units)</text>", l + w / 2.0, t + h + 20.0);
+    let _ = writeln!(s, "<text transform=\"translate(20 {:.1}) rotate(-90)\" text-anchor=\"middle\">second principal component</text>", t + h / 2.0);
+    let lx = l + w + 20.0;
+    let _ = writeln!(s, "<text x=\"{lx}\" y=\"{t}\" dy=\"10\">diversity</text>");
     for i in 0..5 {
         let f = i as f64 / 4.0;
-        let _ = writeln!(s, "<rect x=\"{lx}\" y=\"{:.1}\" width=\"16\" height=\"16\" fill=\"{}\" stroke=\"#1b1b1b\" stroke-width=\"0.5\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\">{:.3}</text>", T + 18.0 + 20.0 * i as f64, viridis(f), lx + 22.0, T + 30.0 + 20.0 * i as f64, d_lo + f * (d_hi - d_lo));
+        let _ = writeln!(s, "<rect x=\"{lx}\" y=\"{:.1}\" width=\"16\" height=\"16\" fill=\"{}\" stroke=\"#1b1b1b\" stroke-width=\"0.5\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\">{:.3}</text>", t + 18.0 + 20.0 * i as f64, viridis(f), lx + 22.0, t + 30.0 + 20.0 * i as f64, d_lo + f * (d_hi - d_lo));
     }
-    let _ = writeln!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"8\" fill=\"none\" stroke=\"#1b1b1b\" stroke-dasharray=\"4 2\" stroke-width=\"2.5\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\">many copies</text>", lx + 8.0, T + 135.0, lx + 20.0, T + 139.0);
+    let _ = writeln!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"8\" fill=\"none\" stroke=\"#1b1b1b\" stroke-dasharray=\"4 2\" stroke-width=\"2.5\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\">many copies</text>", lx + 8.0, t + 135.0, lx + 20.0, t + 139.0);
     let _ = writeln!(
         s,
         "<text x=\"{lx}\" y=\"{:.1}\" font-size=\"10\">area = documents</text>",
-        T + 165.0
+        t + 165.0
     );
-    let alt = format!("{} clusters; largest cluster {} documents; diversity from {d_lo:.3} to {d_hi:.3}; clusters with many copies per document: {}", mix.clusters.len(), int(biggest), if heavy.is_empty() { "none".to_string() } else { heavy.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ") });
-    Some(chart("chart-clusters", "Clusters: centroids on a plane", "Each k-means cluster at its centroid's first two principal components; area = documents, colour = diversity (dark low, light high), dashed outline = many copies per document. Hover a bubble for its mean quality and copies.", alt, (s, L + W + 140.0, T + H + 36.0, mix.clusters.len())))
+    s
 }
 
 fn copies(mix: &Mix) -> Chart {
@@ -470,7 +511,21 @@ fn table(id: &str, head: &[&str], rows: Vec<Vec<String>>) -> String {
     s
 }
 
+/// The tables of `sql/report.sql`, from the same aggregates as the charts.
 fn tables(mix: &Mix) -> String {
+    [
+        domain_table,
+        dedup_table,
+        quality_table,
+        cluster_table,
+        totals_table,
+    ]
+    .iter()
+    .map(|f| f(mix))
+    .collect()
+}
+
+fn domain_table(mix: &Mix) -> String {
     let t = &mix.totals;
     let mut s = String::new();
     s.push_str("<h3>Per domain</h3>\n");
@@ -506,6 +561,11 @@ fn tables(mix: &Mix) -> String {
             })
             .collect(),
     ));
+    s
+}
+
+fn dedup_table(mix: &Mix) -> String {
+    let mut s = String::new();
     if let Some(dedup) = &mix.dedup {
         s.push_str("<h3>Near-duplicates per domain</h3>\n");
         s.push_str(&table(
@@ -517,6 +577,11 @@ fn tables(mix: &Mix) -> String {
                 .collect(),
         ));
     }
+    s
+}
+
+fn quality_table(mix: &Mix) -> String {
+    let mut s = String::new();
     let mut bins = [[0.0; 2]; QUALITY_BINS];
     for q in &mix.quality {
         bins[q.bin][0] += q.src_docs;
@@ -531,6 +596,11 @@ fn tables(mix: &Mix) -> String {
             .map(|(j, b)| vec![format!("{j} to {}", j + 1), int(b[0]), int(b[1])])
             .collect(),
     ));
+    s
+}
+
+fn cluster_table(mix: &Mix) -> String {
+    let mut s = String::new();
     s.push_str("<h3>Per cluster</h3>\n");
     s.push_str(&table(
         "table-clusters",
@@ -567,6 +637,12 @@ fn tables(mix: &Mix) -> String {
             })
             .collect(),
     ));
+    s
+}
+
+fn totals_table(mix: &Mix) -> String {
+    let t = &mix.totals;
+    let mut s = String::new();
     s.push_str("<h3>Totals</h3>\n");
     s.push_str(&table(
         "table-totals",
