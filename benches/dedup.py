@@ -31,6 +31,8 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from textedit import edit
+
 ap = argparse.ArgumentParser()
 here = os.path.dirname(os.path.abspath(__file__))
 ap.add_argument("--corpus", default=os.path.join(here, "../../shared/data/corpus.parquet"))
@@ -40,34 +42,6 @@ args = ap.parse_args()
 work = os.path.join(args.dir, "dedup")
 os.makedirs(work, exist_ok=True)
 inp = os.path.join(work, "dedup_input.parquet")
-
-BOILERPLATE = [
-    "Share this article on Facebook, Twitter and LinkedIn.",
-    "Subscribe to our newsletter to get the latest updates in your inbox.",
-    "This page was last edited on 12 March 2021, at 14:05.",
-    "We use cookies to improve your experience. By continuing you agree to our cookie policy.",
-]
-
-
-def edit(text, kind, rng):
-    words = text.split()
-    if kind == 0:
-        for _ in range(3):
-            words.pop(rng.randrange(len(words)))
-        return " ".join(words)
-    if kind == 1:
-        for _ in range(2):
-            i = rng.randrange(len(words) - 1)
-            words[i], words[i + 1] = words[i + 1], words[i]
-        return " ".join(words)
-    if kind == 2:
-        return "  ".join(w.upper() if i % 3 == 0 else w.lower() for i, w in enumerate(words))
-    if kind == 3:
-        return text + "\n" + rng.choice(BOILERPLATE)
-    if kind == 4:
-        return rng.choice(BOILERPLATE) + "\n" + text
-    return text[: len(text) * 95 // 100]
-
 
 if not os.path.exists(inp):
     t = pq.read_table(args.corpus, columns=["id", "text"]).to_pylist()

@@ -85,7 +85,7 @@ struct Args {
 
     #[clap(
         long,
-        help = "Specify the memory pool type 'greedy' or 'fair' (default: greedy with -m, fair without)"
+        help = "Specify the memory pool type 'greedy' or 'fair' (default: fair)"
     )]
     mem_pool_type: Option<PoolType>,
 
@@ -299,15 +299,13 @@ async fn main_inner() -> Result<()> {
 
     let mut rt = RuntimeEnvBuilder::new();
     // Without -m, datafusion-cli's pool is unbounded: one large query could take all of a
-    // laptop's memory. samplemix bounds it by default (a fair pool, so spilling operators
-    // share it), and -m overrides.
-    let (limit, pool_type) = match (args.memory_limit, args.mem_pool_type.clone()) {
-        (Some(limit), pool) => (Some(limit), pool.unwrap_or(PoolType::Greedy)),
-        (None, pool) => (
-            samplemix::default_memory_limit(),
-            pool.unwrap_or(PoolType::Fair),
-        ),
-    };
+    // laptop's memory. samplemix bounds it by default, and -m overrides. The pool is fair
+    // with or without -m (datafusion-cli's is greedy with -m): under a greedy pool the first
+    // operators to ask keep what they took, so a sort after a repartition found no memory
+    // for its merge and failed where a fair pool spills (10M rows of systematic rounding
+    // under -m 512M, BENCHMARKS.md).
+    let limit = args.memory_limit.or_else(samplemix::default_memory_limit);
+    let pool_type = args.mem_pool_type.clone().unwrap_or(PoolType::Fair);
     if let Some(limit) = limit {
         let consumers = NonZeroUsize::new(args.top_memory_consumers);
         let pool: Arc<dyn MemoryPool> = match (&pool_type, consumers) {

@@ -6,9 +6,9 @@ use std::sync::{Arc, LazyLock};
 use datafusion::arrow::array::make_comparator;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array};
 use datafusion::arrow::compute::{cast, SortOptions};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type};
 use datafusion::common::utils::take_function_args;
-use datafusion::common::{exec_err, plan_err};
+use datafusion::common::{exec_err, plan_err, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
 use datafusion::logical_expr::{
@@ -128,7 +128,10 @@ impl WindowUDFImpl for SystematicRound {
         &self,
         _args: PartitionEvaluatorArgs,
     ) -> Result<Box<dyn PartitionEvaluator>> {
-        Ok(Box::new(Evaluator { part: self.part }))
+        Ok(Box::new(Evaluator {
+            part: self.part,
+            done: None,
+        }))
     }
     fn field(&self, field_args: WindowUDFFieldArgs) -> Result<FieldRef> {
         let types: Vec<DataType> = field_args
@@ -192,22 +195,63 @@ impl WindowUDFImpl for SystematicRound {
 #[derive(Debug)]
 struct Evaluator {
     part: bool,
+    /// The bucket's counts once it is complete, and how many of them were handed out
+    /// (bounded execution asks for them one row at a time).
+    done: Option<(Int64Array, usize)>,
 }
 
+/// The bucket form runs in DataFusion's bounded window operator: over input sorted by bucket
+/// it holds one bucket at a time and lets the buckets before it go, where the plain window
+/// operator holds its whole input (all buckets of a partition) until the input ends. The
+/// evaluator is not causal and its range is the whole bucket, so the operator waits for the
+/// bucket's last row and then asks for each row's count; the first ask rounds the bucket.
 impl PartitionEvaluator for Evaluator {
     fn evaluate_all(&mut self, values: &[ArrayRef], num_rows: usize) -> Result<ArrayRef> {
         if self.part {
-            let [e, t, id, seed, mode, before, total] = take_function_args(PART_NAME, values)?;
-            let comb = Comb::Part {
-                before: one_integer(before, "before")?,
-                total: one_integer(total, "total")?,
-            };
-            let rest = [e, t, id, seed, mode].map(Arc::clone);
-            rounded_window(&rest, num_rows, comb)
+            part_window(values, num_rows)
         } else {
             rounded_window(values, num_rows, Comb::Whole)
         }
     }
+    fn supports_bounded_execution(&self) -> bool {
+        self.part
+    }
+    fn is_causal(&self) -> bool {
+        false
+    }
+    fn get_range(&self, _idx: usize, n_rows: usize) -> Result<std::ops::Range<usize>> {
+        Ok(0..n_rows)
+    }
+    fn evaluate(
+        &mut self,
+        values: &[ArrayRef],
+        range: &std::ops::Range<usize>,
+    ) -> Result<ScalarValue> {
+        if self.done.is_none() {
+            let counts = part_window(values, range.end)?;
+            self.done = Some((counts.as_primitive::<Int64Type>().clone(), 0));
+        }
+        let Some((counts, next)) = self.done.as_mut() else {
+            return exec_err!("{PART_NAME}: no counts");
+        };
+        if *next >= counts.len() {
+            return exec_err!("{PART_NAME}: asked for more rows than the bucket has");
+        }
+        let n = ScalarValue::try_from_array(counts, *next)?;
+        *next += 1;
+        Ok(n)
+    }
+}
+
+/// The counts of one bucket (the internal form's arguments).
+fn part_window(values: &[ArrayRef], num_rows: usize) -> Result<ArrayRef> {
+    let [e, t, id, seed, mode, before, total] = take_function_args(PART_NAME, values)?;
+    let comb = Comb::Part {
+        before: one_integer(before, "before")?,
+        total: one_integer(total, "total")?,
+    };
+    let rest = [e, t, id, seed, mode].map(Arc::clone);
+    rounded_window(&rest, num_rows, comb)
 }
 
 /// Where one window's slices lie on the comb.
