@@ -57,3 +57,6 @@ python3 benches/dedup.py --corpus "$corpus" --dir "$dir" --bin "${CARGO_TARGET_D
 
 echo "== Ballista: 1 and 2 executors, --remote overhead (builds with --features ballista)"
 bash benches/ballista.sh "$corpus"
+
+echo "== the pipeline at 1M documents, local and on 2 Ballista executors (4M: bash benches/scale.sh 4000000 both, ~20 min)"
+bash benches/scale.sh 1000000 both

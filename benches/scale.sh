@@ -17,7 +17,7 @@ modes="${2:-both}"
 root="${BENCH_DIR:-/tmp/samplemix-bench}/scale"
 data="$root/data-$docs"
 mkdir -p "$root"
-echo "CPU: $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2), $(nproc) cores, $(grep -q avx512fp16 /proc/cpuinfo && echo AVX-512 FP16 || (grep -q avx512f /proc/cpuinfo && echo AVX-512 || echo AVX2)), $(free -g | awk '/Mem:/ {print $2}') GiB" >&2
+echo "CPU: $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2), $(nproc) cores, $(grep -q avx512_fp16 /proc/cpuinfo && echo AVX-512 FP16 || (grep -q avx512f /proc/cpuinfo && echo AVX-512 || echo AVX2)), $(free -g | awk '/Mem:/ {print $2}') GiB" >&2
 cargo build --release --features ballista --bins >&2
 bin="${CARGO_TARGET_DIR:-target}/release"
 sm="$bin/samplemix"
@@ -93,6 +93,7 @@ if [ "$modes" = cluster ] || [ "$modes" = both ]; then
   sleep 1
   pids_exec=""
   for i in 0 1; do
+    rm -rf "$root/executor-$i"
     b=$((port + 10 + 3 * i))
     "$bin/samplemix-executor" --scheduler-host 127.0.0.1 --scheduler-port $port --bind-host 127.0.0.1 \
       --external-host 127.0.0.1 --bind-port $b --bind-grpc-port $((b + 1)) --bind-health-port $((b + 2)) \
@@ -104,4 +105,9 @@ if [ "$modes" = cluster ] || [ "$modes" = both ]; then
   DATAFUSION_EXECUTION_TARGET_PARTITIONS=8 run_steps cluster "$root/work-cluster-$docs" --remote "df://127.0.0.1:$port"
   pids_exec=""
   cleanup
+fi
+if [ "$modes" = both ]; then
+  # Ballista must give the local run's result, bit for bit.
+  "$sm" -q --format csv -c "SELECT count(*) AS rows, sum(CASE WHEN (l.count IS DISTINCT FROM c.count) OR (l.expected_count IS DISTINCT FROM c.expected_count) THEN 1 ELSE 0 END) AS differ FROM '$root/work-local-$docs/weights/' l FULL JOIN '$root/work-cluster-$docs/weights/' c ON l.id = c.id" | tail -1 |
+    awk -F, '{print "{\"bench\":\"scale\",\"mode\":\"local_vs_cluster\",\"weights_rows\":" $1 ",\"differ\":" $2 "}"}'
 fi
