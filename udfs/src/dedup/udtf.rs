@@ -153,7 +153,13 @@ impl TableFunctionImpl for NearDuplicates {
                 "{NAME}: on a cluster it needs a work folder every executor can write and read: add the options argument 'work=s3://bucket/prefix/' (as sql/pipeline.sql does)"
             );
         }
-        let state = state.clone();
+        let mut state = state.clone();
+        // DataFusion 55's hash joins cannot spill: the verification joins the signatures
+        // (~0.5 KB a document) as a build side, and 4M documents under `-m 4G` failed with
+        // "Resources exhausted: ... HashJoinInput". Sort-merge joins sort with spilling sorts:
+        // the same groups, bounded by the pool (1M documents: 37 s and 1.9 GB instead of 33 s
+        // and 3.5 GB; BENCHMARKS.md). Only these internal queries; the session keeps its choice.
+        state.config_mut().options_mut().optimizer.prefer_hash_join = false;
         let plan = Planning::new(NAME, args.session()).run(async move {
             let ctx = SessionContext::new_with_state(state);
             // One open (a listing, on S3 a request) serves both reads of the table.
