@@ -2,6 +2,7 @@
 # Every benchmark figure of BENCHMARKS.md, ours and the peers', in one run (release build).
 # Usage: bash benches/run.sh [CORPUS.parquet]   (default ../shared/data/corpus.parquet)
 # Needs: pip install tiktoken "datatrove==0.10.1" tokenizers "xxhash<4" spacy faiss-cpu numpy duckdb pyarrow
+#        scipy scikit-learn fasttext-numpy2-wheel
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Absolute: cargo runs a bench from its package directory (udfs/), not from here.
@@ -44,6 +45,12 @@ python3 benches/quality_speed.py --bin "${CARGO_TARGET_DIR:-target}/release/samp
 
 echo "== quality_signals agreement with datatrove"
 python3 benches/quality_agreement.py --docs 2000 --bin "${CARGO_TARGET_DIR:-target}/release/samplemix"
+
+echo "== learned quality on ELLIPSE, CommonLit, CoLA vs fastText and scikit-learn (downloads the sets)"
+python3 benches/quality_learned.py --bin "${CARGO_TARGET_DIR:-target}/release/samplemix"
+
+echo "== quality_predict, fasttext_predict MB/s per core vs the fastText wheel; quality_model_fit on 100k documents"
+python3 benches/quality_learned_speed.py --bin "${CARGO_TARGET_DIR:-target}/release/samplemix" --corpus "$corpus"
 
 echo "== quality_score on real web pages (raw page vs clean article) vs datatrove's rule count"
 python3 benches/quality_web.py --bin "${CARGO_TARGET_DIR:-target}/release/samplemix"

@@ -9,6 +9,12 @@ if ! command -v moto_server >/dev/null 2>&1; then
   python3 -m pip install --quiet 'moto[server]'
 fi
 
+# tests/fasttext.rs trains its golden fastText models with the fastText wheel.
+if ! python3 -c "import fasttext" >/dev/null 2>&1; then
+  echo "installing fasttext-numpy2-wheel (golden models for tests/fasttext.rs) ..."
+  python3 -m pip install --quiet fasttext-numpy2-wheel
+fi
+
 # The report test opens the sample report in headless Chromium (Debian's chromium package).
 if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
   echo "installing chromium (headless browser for the report test) ..."

@@ -374,12 +374,70 @@ fn process_cluster_on_s3_equals_local() {
         );
 
         if executors == 2 {
+            learned_quality_on_the_cluster_equals_local(&url, &env);
             report_on_the_cluster_equals_local(&url, &work, &env);
             failed_remote_copy_keeps_previous_output(&moto, &url, &env);
             memory_tables_are_refused_with_a_hint(&url, &env);
             killed_executor(cluster, &env);
         }
     }
+}
+
+/// The learned quality model: fitted through the cluster (its one row travels in the plan) it
+/// equals the local fit, and `quality_predict` on the executors, reading the model by URL,
+/// gives the local scores bit for bit.
+fn learned_quality_on_the_cluster_equals_local(url: &str, env: &[(&'static str, String)]) {
+    let view = "CREATE EXTERNAL TABLE corpus STORED AS PARQUET LOCATION 's3://mix/corpus/'; \
+                CREATE VIEW l AS SELECT text, CASE WHEN domain IN ('Wikipedia', 'Book', 'ArXiv') THEN 1 ELSE 0 END AS label FROM corpus";
+    let fit = |target: &str| {
+        format!("COPY (SELECT * FROM quality_model_fit(l, 'text', 'label')) TO '{target}'")
+    };
+    let predict = "SELECT id, quality_predict(text, 's3://mix/qmodel-local.parquet') AS q FROM corpus ORDER BY id";
+    let (ok, _, err) = shell(
+        &[
+            "-q",
+            "-c",
+            view,
+            "-c",
+            &fit("s3://mix/qmodel-local.parquet"),
+        ],
+        env,
+    );
+    assert!(ok, "local fit: {err}");
+    let (ok, local, err) = shell(&["-q", "--format", "csv", "-c", view, "-c", predict], env);
+    assert!(ok, "local predict: {err}");
+    assert!(local.lines().count() > 800, "{local}");
+    let (ok, out, err) = shell(
+        &[
+            "--remote",
+            url,
+            "-q",
+            "-c",
+            view,
+            "-c",
+            &fit("s3://mix/qmodel-remote.parquet"),
+        ],
+        env,
+    );
+    assert!(ok, "fit through the cluster: {err}\n{out}");
+    let same = "SELECT a.weights = b.weights AND a.thresholds = b.thresholds AND a.dense_weights = b.dense_weights \
+                FROM 's3://mix/qmodel-local.parquet' a, 's3://mix/qmodel-remote.parquet' b";
+    let (ok, out, err) = shell(&["-q", "--format", "csv", "-c", same], env);
+    assert!(
+        ok && out.trim().ends_with("true"),
+        "models differ: {err}\n{out}"
+    );
+    let (ok, remote, err) = shell(
+        &[
+            "--remote", url, "-q", "--format", "csv", "-c", view, "-c", predict,
+        ],
+        env,
+    );
+    assert!(ok, "predict on the cluster: {err}");
+    assert!(
+        remote == local,
+        "quality_predict on the cluster differs from local"
+    );
 }
 
 /// `samplemix --remote ... report` of the cluster's work folder gives the local run's page

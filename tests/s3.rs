@@ -567,3 +567,57 @@ fn report_of_a_pipeline_on_s3_equals_local() {
     assert!(remote.contains("chart-clusters") && remote.contains("640,000"));
     assert_eq!(remote.replace("s3://mix-bucket/run/", &local_work), local);
 }
+
+/// A quality model written to S3 is read back by `quality_predict` from its URL with the same
+/// predictions as from the session's table; `fasttext_predict` reads its model file from S3
+/// (a file that is not a model is refused after it was read, naming the URL).
+#[test]
+fn learned_quality_models_on_s3() {
+    let moto = Moto::start();
+    moto.create_bucket("models");
+    let fit = "CREATE VIEW l AS SELECT text, CASE WHEN domain IN ('Wikipedia', 'Book', 'ArXiv') THEN 1 ELSE 0 END AS label FROM 'data/sample.parquet'; \
+               CREATE TABLE m AS SELECT * FROM quality_model_fit(l, 'text', 'label', 'buckets=65536')";
+    let (ok, out, err) = run(
+        &[
+            "-q",
+            "--format",
+            "csv",
+            "-c",
+            fit,
+            "-c",
+            "COPY m TO 's3://models/q/m.parquet'",
+            "-c",
+            "SELECT sum(quality_predict(text, 'm')) = sum(quality_predict(text, 's3://models/q/m.parquet')) AS same, \
+             count(quality_predict(text, 's3://models/q/m.parquet')) AS n FROM 'data/sample.parquet'",
+        ],
+        &env(&moto.endpoint()),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(csv_row(&out), "true,860", "{out}");
+
+    moto.put_object("models", "ft/junk.bin", b"not a model");
+    let (ok, out, err) = run(
+        &[
+            "-q",
+            "-c",
+            "SELECT fasttext_predict('hello', 's3://models/ft/junk.bin', '__label__hq')",
+        ],
+        &env(&moto.endpoint()),
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("cannot load 's3://models/ft/junk.bin'")
+            && err.contains("not a fastText model"),
+        "{err}"
+    );
+    assert!(!err.contains(SECRET), "secret leaked: {err}");
+    let (ok, _, err) = run(
+        &[
+            "-q",
+            "-c",
+            "SELECT fasttext_predict('hello', 's3://models/ft/missing.bin', '__label__hq')",
+        ],
+        &env(&moto.endpoint()),
+    );
+    assert!(!ok && err.contains("argument 'model_path'"), "{err}");
+}

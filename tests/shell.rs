@@ -110,6 +110,61 @@ fn quickstart_file_prints_per_domain_table() {
     }
 }
 
+/// The README's learned-quality route: the model orders held-out documents, and the mix table
+/// has a row per domain with both q(x) columns.
+#[test]
+fn learned_quality_file_fits_checks_and_mixes() {
+    let out = samplemix(&["-q", "--format", "csv", "-f", "sql/learned_quality.sql"]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    let auc_at = lines
+        .iter()
+        .position(|l| *l == "held_out_auc")
+        .unwrap_or_else(|| panic!("no held_out_auc: {text}"));
+    let auc: f64 = lines[auc_at + 1].parse().unwrap();
+    assert!(auc > 0.9, "held-out AUC {auc}");
+    assert!(
+        lines[0].starts_with("levels,rows,options"),
+        "first table: {}",
+        lines[0]
+    );
+    for domain in [
+        "ArXiv",
+        "Book",
+        "GitHub",
+        "Reviews",
+        "Speeches",
+        "StackExchange",
+        "Wikipedia",
+    ] {
+        let row = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{domain},")))
+            .unwrap_or_else(|| panic!("{domain} missing: {text}"));
+        assert_eq!(row.split(',').count(), 6, "{row}");
+    }
+}
+
+/// quality_model_fit takes its sample and model from the session's pool: under a small `-m` it
+/// says so and how to fit, and fits with room.
+#[test]
+fn quality_model_fit_respects_the_memory_limit() {
+    let view = "CREATE VIEW l AS SELECT text, CASE WHEN domain = 'ArXiv' THEN 1 ELSE 0 END AS label FROM 'data/sample.parquet'";
+    let fit = "SELECT rows FROM quality_model_fit(l, 'text', 'label')";
+    let out = samplemix(&["-q", "-m", "8M", "-c", view, "-c", fit]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("quality_model_fit: the training sample")
+            && err.contains("lower 'sample_rows' or 'buckets'"),
+        "{err}"
+    );
+    let out = samplemix(&["-q", "--format", "csv", "-m", "64M", "-c", view, "-c", fit]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("860"), "{}", stdout(&out));
+}
+
 #[test]
 fn missing_file_is_a_clear_error() {
     let out = samplemix(&["-q", "-f", "no/such/file.sql"]);

@@ -34,6 +34,11 @@ const TABLE_FUNCTIONS: &[(&str, &str, &str)] = &[
         "Near-duplicate groups by MinHash LSH: one row per row of table with id (the input id's type), group_id (the smallest id of its group) and keep (true for exactly one row per group, id = group_id). Groups are connected components of candidate pairs (any of bands LSH bands of minhash(text, num_hashes) agree) whose estimated Jaccard similarity of 5-word shingles is at least threshold (default 0.8; num_hashes 112; bands chosen from the threshold, 14 for 0.8). Exact duplicates always share a group; NULL texts and NULL ids are never grouped. table is a registered table, a Parquet path or a URL. options: 'work=<folder or URL>', where the steps are written (the engine computes the groups; default: a temporary folder; required on a cluster).",
     ),
     (
+        "quality_model_fit",
+        "quality_model_fit(table, text_column, label_column [, options])",
+        "Fits the ordinal quality model (K−1 logistic heads 'label > k' on one linear score of hashed word 1-2-grams (sublinear tf-idf) and text-shape figures; the paper's evaluator, as a linear model) to labelled texts. Labels are integers 0..K−1 (K = max label + 1, at least 2 levels; NULL, negative or fractional labels are errors); rows with NULL text are skipped. options: 'epochs=5, lr=0.2, l2=1e-6, seed=0, buckets=1048576, signals=false (true adds every quality_signals field as a feature), sample_rows=1000000' (the sample is the sample_rows texts with the smallest seeded hash, so the model is bit-identical for any partitioning, file order or rerun; its memory is reserved from the session's pool). Returns the model as one row (model, levels, buckets, signals, rows, options, thresholds, dense_mean, dense_scale, dense_weights, idf, weights): persist it with CREATE TABLE m AS ... or COPY (...) TO 'm.parquet', apply it with quality_predict(text, 'm').",
+    ),
+    (
         "samplemix_help",
         "samplemix_help()",
         "This list: every samplemix SQL function with its kind, syntax and description.",

@@ -40,6 +40,7 @@ mod cluster;
 mod dedup;
 mod embed;
 mod error;
+mod fasttext;
 mod hash;
 mod help;
 mod io;
@@ -47,6 +48,7 @@ mod mix;
 mod planning;
 pub mod plans;
 mod quality;
+mod source;
 mod tokens;
 mod words;
 
@@ -62,6 +64,7 @@ pub mod functions {
     pub use crate::dedup::udf::{minhash_bands_udf, minhash_similarity_udf, minhash_udf};
     pub use crate::dedup::udtf::NearDuplicates;
     pub use crate::embed::udf::embed_udf;
+    pub use crate::fasttext::udf::fasttext_predict_udf;
     pub use crate::help::SamplemixHelp;
     pub use crate::mix::plan::SamplemixWeights;
     pub use crate::mix::udaf::exact_sum_udaf;
@@ -69,7 +72,10 @@ pub mod functions {
         assert_udf, distance_udf, exp_udf, lookup_udf, round_udf, uniform_udf,
     };
     pub use crate::mix::udwf::systematic_round_udwf;
+    pub use crate::quality::ordinal::udf::quality_predict_udf;
+    pub use crate::quality::ordinal::udtf::QualityModelFit;
     pub use crate::quality::udf::{quality_score_udf, quality_signals_udf};
+    pub use crate::source::Source;
     pub use crate::tokens::udf::token_count_udf;
 }
 
@@ -83,6 +89,10 @@ pub mod kernels {
     pub use crate::cluster::metric::Metric;
     pub use crate::dedup::minhash::MinHasher;
     pub use crate::embed::hashed::{embed, embed_into};
+    pub use crate::fasttext::FastText;
+    pub use crate::quality::ordinal::{
+        fit as quality_model_fit, Example, FitOptions, OrdinalModel,
+    };
     pub use crate::quality::{quality_score, score, signals, Signals};
     pub use crate::tokens::{count_tokens, Encoding};
 }
@@ -147,6 +157,10 @@ pub fn all_udfs() -> Vec<Arc<ScalarUDF>> {
         functions::diversity_cluster_udf(functions::CentroidSource::Runtime(Arc::new(
             RuntimeEnv::default(),
         ))),
+        functions::quality_predict_udf(functions::Source::Runtime(Arc::new(RuntimeEnv::default()))),
+        functions::fasttext_predict_udf(functions::Source::Runtime(
+            Arc::new(RuntimeEnv::default()),
+        )),
     ]
 }
 
@@ -164,7 +178,7 @@ pub fn all_udwfs() -> Vec<Arc<WindowUDF>> {
 }
 
 /// Every table function samplemix adds: `kmeans_fit`, `samplemix_weights`, `near_duplicates`,
-/// `samplemix_help`.
+/// `quality_model_fit`, `samplemix_help`.
 pub fn all_udtfs() -> Vec<Arc<TableFunction>> {
     vec![
         Arc::new(TableFunction::new(
@@ -178,6 +192,10 @@ pub fn all_udtfs() -> Vec<Arc<TableFunction>> {
         Arc::new(TableFunction::new(
             "near_duplicates".to_string(),
             Arc::new(functions::NearDuplicates),
+        )),
+        Arc::new(TableFunction::new(
+            "quality_model_fit".to_string(),
+            Arc::new(functions::QualityModelFit),
         )),
         Arc::new(TableFunction::new(
             "samplemix_help".to_string(),
@@ -197,6 +215,12 @@ pub fn register_all(ctx: &SessionContext) -> Result<()> {
             .as_ref()
             .clone(),
     );
+    for udf in [
+        functions::quality_predict_udf(functions::Source::session(ctx)),
+        functions::fasttext_predict_udf(functions::Source::session(ctx)),
+    ] {
+        ctx.register_udf(udf.as_ref().clone());
+    }
     for udaf in all_udafs() {
         ctx.register_udaf(udaf.as_ref().clone());
     }

@@ -4,6 +4,7 @@
 mod charsets;
 mod lines;
 mod ngrams;
+pub mod ordinal;
 pub mod score;
 pub mod signals;
 mod thresholds;

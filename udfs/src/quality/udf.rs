@@ -258,3 +258,17 @@ impl ScalarUDFImpl for QualitySignals {
         Some(&SIGNALS_DOC)
     }
 }
+
+/// Every numeric and boolean signal of `s` as a number, in `quality_signals`' field order
+/// (the language name is left out): the dense features a learned quality model can use.
+pub(crate) fn signal_values(s: &Signals) -> Vec<f64> {
+    COLUMNS
+        .iter()
+        .filter_map(|(_, col)| match col {
+            Col::Int(f) => Some(f(s) as f64),
+            Col::Float(f) => Some(f(s)),
+            Col::Bool(f) => Some(f64::from(u8::from(f(s)))),
+            Col::Str(_) => None,
+        })
+        .collect()
+}
