@@ -80,6 +80,31 @@ impl Source {
     }
 }
 
+/// `Debug`, `PartialEq`, `Eq` and `Hash` of a scalar function holding a [`Loaded`] in field
+/// `$field`: two instances are the same function when they read through the same source.
+macro_rules! source_identity {
+    ($ty:ident, $name:expr, $field:ident) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty)).finish_non_exhaustive()
+            }
+        }
+        impl PartialEq for $ty {
+            fn eq(&self, other: &Self) -> bool {
+                self.$field.source().key() == other.$field.source().key()
+            }
+        }
+        impl Eq for $ty {}
+        impl std::hash::Hash for $ty {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                $name.hash(state);
+                self.$field.source().key().hash(state);
+            }
+        }
+    };
+}
+pub(crate) use source_identity;
+
 /// How a named thing becomes a `T`.
 pub(crate) enum Parse<T> {
     /// A table (registered, or Parquet at a path/URL): `(name, batches)`.

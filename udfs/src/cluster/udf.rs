@@ -4,7 +4,6 @@
 //! schema) are read once per query and reused for every batch of it; `crate::source` says how a
 //! query is recognised and how a replaced table or file is noticed.
 
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int32Array, RecordBatch, StructArray};
@@ -50,23 +49,7 @@ pub struct DiversityCluster {
     centroids: Loaded<Centroids>,
 }
 
-impl std::fmt::Debug for DiversityCluster {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DiversityCluster").finish_non_exhaustive()
-    }
-}
-impl PartialEq for DiversityCluster {
-    fn eq(&self, other: &Self) -> bool {
-        self.centroids.source().key() == other.centroids.source().key()
-    }
-}
-impl Eq for DiversityCluster {}
-impl Hash for DiversityCluster {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        NAME.hash(state);
-        self.centroids.source().key().hash(state);
-    }
-}
+crate::source::source_identity!(DiversityCluster, NAME, centroids);
 
 impl DiversityCluster {
     fn new(source: CentroidSource) -> Self {

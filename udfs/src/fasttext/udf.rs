@@ -1,7 +1,6 @@
 //! SQL glue for `fasttext_predict(text, model_path, label)`: the model file (local path or URL)
 //! is read once per query and re-read when it changes (`crate::source`).
 
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::Float64Array;
@@ -33,23 +32,7 @@ pub struct FasttextPredict {
     model: Loaded<FastText>,
 }
 
-impl std::fmt::Debug for FasttextPredict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FasttextPredict").finish_non_exhaustive()
-    }
-}
-impl PartialEq for FasttextPredict {
-    fn eq(&self, other: &Self) -> bool {
-        self.model.source().key() == other.model.source().key()
-    }
-}
-impl Eq for FasttextPredict {}
-impl Hash for FasttextPredict {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        NAME.hash(state);
-        self.model.source().key().hash(state);
-    }
-}
+crate::source::source_identity!(FasttextPredict, NAME, model);
 
 fn parse_model(name: &str, bytes: Vec<u8>) -> Result<FastText> {
     FastText::load(bytes).map_err(|e| {

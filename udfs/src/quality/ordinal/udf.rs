@@ -1,7 +1,6 @@
 //! SQL glue for `quality_predict(text, model)`: the model (a registered table, or Parquet at a
 //! path or URL, as `quality_model_fit` returns it) is read once per query (`crate::source`).
 
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Float64Array, RecordBatch};
@@ -34,23 +33,7 @@ pub struct QualityPredict {
     model: Loaded<OrdinalModel>,
 }
 
-impl std::fmt::Debug for QualityPredict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QualityPredict").finish_non_exhaustive()
-    }
-}
-impl PartialEq for QualityPredict {
-    fn eq(&self, other: &Self) -> bool {
-        self.model.source().key() == other.model.source().key()
-    }
-}
-impl Eq for QualityPredict {}
-impl Hash for QualityPredict {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        NAME.hash(state);
-        self.model.source().key().hash(state);
-    }
-}
+crate::source::source_identity!(QualityPredict, NAME, model);
 
 fn parse_model(name: &str, batches: &[RecordBatch]) -> Result<OrdinalModel> {
     from_batches(NAME, name, batches)
