@@ -26,6 +26,24 @@ if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
          && "${as_root[@]}" apt-get install -y -q --no-install-recommends chromium >/dev/null; }
 fi
 
+# The Python package's tests (python/tests) run on datafusion-python 55 with pytest.
+if ! python3 -c "import datafusion, pytest, pyarrow; assert datafusion.__version__ == '55.0.0'" >/dev/null 2>&1; then
+  echo "installing datafusion==55.0.0, pyarrow, pytest (tests of the Python package) ..."
+  python3 -m pip install --quiet 'datafusion==55.0.0' pyarrow pytest
+fi
+
 # --features ballista: the Ballista tests (tests/ballista.rs) start a scheduler and executors
 # of this build; every other test runs the same with or without the feature.
+# `cargo build --all-targets` first: it also links the Python extension (python/) with the
+# same features as the tests, so nothing is compiled twice, and `cargo test` reuses it all.
+cargo build --workspace --all-targets --features ballista
 cargo test --workspace --features ballista "$@"
+
+# The Python package, from the extension just linked: python/samplemix/ + _samplemix.abi3.so
+# (what `pip install ./python` installs, without a second, release build of DataFusion).
+target="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+pkg="$target/python-tests"
+rm -rf "$pkg" && mkdir -p "$pkg/samplemix"
+cp python/samplemix/*.py "$pkg/samplemix/"
+cp "$target/debug/lib_samplemix.so" "$pkg/samplemix/_samplemix.abi3.so"
+SAMPLEMIX_BIN="$target/debug/samplemix" PYTHONPATH="$pkg" python3 -m pytest -q -p no:cacheprovider python/tests
