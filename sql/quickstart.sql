@@ -13,8 +13,10 @@ FROM corpus GROUP BY domain ORDER BY tokens DESC;
 CREATE TABLE dedup AS SELECT * FROM near_duplicates(corpus, 'id', 'text');
 
 -- 1. Score every kept document: tokens, quality q(x) in [0, 10], embedding.
+--    The embedding is one variable: the hashed embed(text) by default, or a model directory,
+--    e.g. --var "embedding=embed(text, 'models/minilm-static')" (README, "Embeddings").
 CREATE TABLE docs AS
-SELECT id, domain, text, token_count(text) AS tokens, quality_score(text) AS quality, embed(text) AS emb
+SELECT id, domain, text, token_count(text) AS tokens, quality_score(text) AS quality, ${embedding:-embed(text)} AS emb
 FROM corpus
 WHERE id IN (SELECT id FROM dedup WHERE keep);
 

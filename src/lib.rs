@@ -23,6 +23,8 @@ pub use samplemix_udfs::{all_udafs, all_udfs, all_udtfs, all_udwfs, register_all
 pub mod cluster;
 mod copy;
 pub(crate) mod diagnose;
+#[cfg(feature = "models")]
+pub mod distill;
 pub mod panics;
 pub mod report;
 pub(crate) mod s3;

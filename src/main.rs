@@ -173,6 +173,21 @@ enum Subcommand {
         #[clap(short = 'o', long = "output", value_name = "FILE")]
         output: Option<String>,
     },
+    /// Distil a sentence-transformers model (local folder) into a static model in Model2Vec's
+    /// format that `embed(text, 'OUT_DIR')` and the model2vec Python package load.
+    #[cfg(feature = "models")]
+    Distill {
+        /// Folder of a sentence-transformers BERT-family model (config.json, tokenizer.json, model.safetensors)
+        model_dir: String,
+        /// Folder to write config.json, tokenizer.json and model.safetensors into (must not hold them already)
+        out_dir: String,
+        /// Dimension of the static vectors (PCA), at most the model's hidden size
+        #[clap(long, default_value_t = 256)]
+        dim: usize,
+        /// Store the vectors as f16 (half the size) instead of f32
+        #[clap(long)]
+        f16: bool,
+    },
 }
 
 /// Re-register `kmeans_fit` so that it draws a progress bar on stderr while it fits (an
@@ -283,6 +298,20 @@ async fn main_inner() -> Result<()> {
             samplemix::VERSION,
             datafusion_cli::DATAFUSION_CLI_VERSION
         );
+    }
+    #[cfg(feature = "models")]
+    if let Some(Subcommand::Distill {
+        model_dir,
+        out_dir,
+        dim,
+        f16,
+    }) = &args.subcommand
+    {
+        println!(
+            "{}",
+            samplemix::distill::distill(model_dir, out_dir, *dim, *f16)?
+        );
+        return Ok(());
     }
     if let Some(path) = &args.data_path {
         std::env::set_current_dir(path)

@@ -26,7 +26,9 @@ const COPY_CLEANUP_GRACE: Duration = Duration::from_secs(30);
 /// `--var` of a name wins), and `$${` written as `${`. When `--var` was given, a `${NAME}` it
 /// does not set is an error (a pipeline run with a forgotten location must not write somewhere
 /// else); without any `--var` the text is left as it is (datafusion-cli scripts may contain
-/// `${`). Values are pasted as text, quotes included.
+/// `${`). `${NAME:-DEFAULT}` (DEFAULT up to the first `}`) is always filled: the `--var`
+/// value when one is given, else DEFAULT, so a script can offer a choice with its default
+/// (`${embedding:-embed(text)}`). Values are pasted as text, quotes included.
 pub fn substitute(text: &str, vars: &[(String, String)]) -> Result<String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -47,6 +49,17 @@ pub fn substitute(text: &str, vars: &[(String, String)]) -> Result<String> {
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(inner.len());
         let name = &inner[..name_len];
+        let default = inner[name_len..]
+            .strip_prefix(":-")
+            .and_then(|d| d.find('}').map(|end| &d[..end]));
+        if let (false, Some(default)) = (name.is_empty(), default) {
+            match vars.iter().rev().find(|(k, _)| k == name) {
+                Some((_, value)) => out.push_str(value),
+                None => out.push_str(default),
+            }
+            rest = &inner[name_len + 2 + default.len() + 1..];
+            continue;
+        }
         if name.is_empty() || !inner[name_len..].starts_with('}') {
             out.push_str("${");
             rest = inner;
@@ -389,6 +402,22 @@ mod tests {
             "SELECT '${HOME}' -- ${x}"
         );
         assert_eq!(substitute("'$${x}'", &[]).unwrap(), "'${x}'");
+        // A default fills the placeholder with or without --var; a --var value replaces it.
+        let choice = "SELECT ${embedding:-embed(text)} AS emb";
+        assert_eq!(
+            substitute(choice, &[]).unwrap(),
+            "SELECT embed(text) AS emb"
+        );
+        assert_eq!(
+            substitute(choice, &vars).unwrap(),
+            "SELECT embed(text) AS emb"
+        );
+        let model = [("embedding".to_string(), "embed(text, 'm/')".to_string())];
+        assert_eq!(
+            substitute(choice, &model).unwrap(),
+            "SELECT embed(text, 'm/') AS emb"
+        );
+        assert_eq!(substitute("${x:-}|", &[]).unwrap(), "|");
     }
 
     #[test]

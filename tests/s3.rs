@@ -621,3 +621,65 @@ fn learned_quality_models_on_s3() {
     );
     assert!(!ok && err.contains("argument 'model_path'"), "{err}");
 }
+
+/// `embed(text, model)` reads a model directory from S3 (the same vectors as from the local
+/// copy); a prefix with no model is refused naming the argument and the missing file, and no
+/// secret is printed.
+#[test]
+fn embedding_model_on_s3() {
+    let moto = Moto::start();
+    moto.create_bucket("models");
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("tiny");
+    common::write_static(
+        &local,
+        &["[UNK]", "hello", "world"],
+        &[
+            vec![0.0, 0.0, 0.0],
+            vec![1.0, 2.0, 0.0],
+            vec![0.0, 2.0, 1.0],
+        ],
+    );
+    for name in ["config.json", "tokenizer.json", "model.safetensors"] {
+        moto.put_object(
+            "models",
+            &format!("tiny/{name}"),
+            &std::fs::read(local.join(name)).unwrap(),
+        );
+    }
+    let (ok, out, err) = run(
+        &[
+            "-q",
+            "--format",
+            "csv",
+            "-c",
+            &format!(
+                "SELECT embed('Hello world', 's3://models/tiny') = embed('Hello world', '{}') AS same, \
+                 array_length(embed('hello', 's3://models/tiny/')) AS d",
+                local.display()
+            ),
+        ],
+        &env(&moto.endpoint()),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(csv_row(&out), "true,3", "{out}");
+
+    moto.put_object("models", "half/config.json", b"{\"model_type\": \"bert\"}");
+    let (ok, _, err) = run(
+        &["-q", "-c", "SELECT embed('x', 's3://models/half')"],
+        &env(&moto.endpoint()),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("embed: argument 'model'")
+            && err.contains("s3://models/half")
+            && err.contains("tokenizer.json is missing"),
+        "{err}"
+    );
+    let (ok, _, err) = run(
+        &["-q", "-c", "SELECT embed('x', 's3://models/none')"],
+        &env(&moto.endpoint()),
+    );
+    assert!(!ok && err.contains("embed: argument 'model'"), "{err}");
+    assert!(!err.contains(SECRET), "secret leaked: {err}");
+}

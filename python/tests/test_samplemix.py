@@ -102,6 +102,23 @@ def test_every_function_is_callable(ctx, tmp_path):
         ctx.sql("SELECT fasttext_predict('x', '/nonexistent/m.bin', '__label__a')").collect()
 
 
+def test_embed_with_a_model_equals_the_shell(ctx, tmp_path):
+    """`embed(text, model)` across the FFI boundary: the planned type carries the model's d and
+    the vectors equal the shell's (the model is all-MiniLM-L6-v2, fetched by scripts/test.sh)."""
+    model = os.environ.get("SAMPLEMIX_TEST_MINILM", os.path.join(ROOT, "target", "test-models", "all-MiniLM-L6-v2"))
+    assert os.path.exists(os.path.join(model, "model.safetensors")), f"{model}: run scripts/test.sh"
+    query = f"SELECT id, embed(text, '{model}') AS e FROM corpus ORDER BY id LIMIT 5"
+    ours = ctx.sql(query).to_arrow_table()
+    assert str(ours.schema.field("e").type) == "fixed_size_list<item: float>[384]"
+    out = tmp_path / "shell.parquet"
+    subprocess.run(
+        [shell_binary(), "-q", "-c", f"CREATE EXTERNAL TABLE corpus STORED AS PARQUET LOCATION '{SAMPLE}'",
+         "-c", f"COPY ({query}) TO '{out}' STORED AS PARQUET"],
+        cwd=ROOT, check=True, capture_output=True,
+    )
+    assert ours.column("e").to_pylist() == pq.read_table(out).column("e").to_pylist()
+
+
 def test_plain_calls_return_dataframes(ctx):
     ctx.sql("CREATE TABLE docs AS SELECT id, text, embed(text) AS emb FROM corpus").collect()
     c = samplemix.kmeans_fit(ctx, "docs", "emb", k=4, seed=1)

@@ -332,6 +332,48 @@ pub fn strings(batches: &[RecordBatch], name: &str) -> Vec<String> {
     out
 }
 
+/// A static model in Model2Vec's layout: a word-level tokenizer over `vocab` and one row per
+/// entry of `rows` (safetensors written by hand: an 8-byte header length, a JSON header,
+/// little-endian f32).
+pub fn write_static(dir: &std::path::Path, vocab: &[&str], rows: &[Vec<f32>]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let dim = rows[0].len();
+    let vocab_json: Vec<String> = vocab
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("\"{t}\": {i}"))
+        .collect();
+    let tokenizer = format!(
+        r#"{{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+            "normalizer": {{"type": "Lowercase"}}, "pre_tokenizer": {{"type": "Whitespace"}},
+            "post_processor": null, "decoder": null,
+            "model": {{"type": "WordLevel", "vocab": {{{}}}, "unk_token": "[UNK]"}}}}"#,
+        vocab_json.join(", ")
+    );
+    std::fs::write(dir.join("tokenizer.json"), tokenizer).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"model_type": "model2vec", "architectures": ["StaticModel"], "normalize": true}"#,
+    )
+    .unwrap();
+    let data: Vec<u8> = rows
+        .iter()
+        .flat_map(|r| r.iter().flat_map(|x| x.to_le_bytes()))
+        .collect();
+    let mut header = format!(
+        r#"{{"embeddings": {{"dtype": "F32", "shape": [{}, {dim}], "data_offsets": [0, {}]}}}}"#,
+        rows.len(),
+        data.len()
+    );
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(header.as_bytes());
+    file.extend_from_slice(&data);
+    std::fs::write(dir.join("model.safetensors"), file).unwrap();
+}
+
 /// Path of the shared 12k-document corpus, when this checkout has it.
 pub fn shared_corpus() -> Option<String> {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/corpus.parquet");

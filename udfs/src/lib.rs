@@ -89,6 +89,11 @@ pub mod kernels {
     pub use crate::cluster::metric::Metric;
     pub use crate::dedup::minhash::MinHasher;
     pub use crate::embed::hashed::{embed, embed_into};
+    #[cfg(feature = "models")]
+    pub use crate::embed::model::{
+        distill::{distill, Distilled},
+        EmbeddingModel, ModelFiles, Pooling, StaticModel, Transformer,
+    };
     pub use crate::fasttext::FastText;
     pub use crate::quality::ordinal::{
         fit as quality_model_fit, Example, FitOptions, OrdinalModel,
@@ -142,7 +147,7 @@ pub fn all_udfs() -> Vec<Arc<ScalarUDF>> {
         functions::token_count_udf(),
         functions::quality_score_udf(),
         functions::quality_signals_udf(),
-        functions::embed_udf(),
+        functions::embed_udf(functions::Source::Runtime(Arc::new(RuntimeEnv::default()))),
         functions::minhash_udf(),
         functions::minhash_similarity_udf(),
         functions::minhash_bands_udf(),
@@ -216,6 +221,7 @@ pub fn register_all(ctx: &SessionContext) -> Result<()> {
             .clone(),
     );
     for udf in [
+        functions::embed_udf(functions::Source::session(ctx)),
         functions::quality_predict_udf(functions::Source::session(ctx)),
         functions::fasttext_predict_udf(functions::Source::session(ctx)),
     ] {

@@ -105,6 +105,9 @@ macro_rules! source_identity {
 }
 pub(crate) use source_identity;
 
+/// How a folder's files `(name, [(relative name, bytes)])` become a `T`.
+pub(crate) type DirParse<T> = fn(&str, Vec<(String, Vec<u8>)>) -> Result<T>;
+
 /// How a named thing becomes a `T`.
 pub(crate) enum Parse<T> {
     /// A table (registered, or Parquet at a path/URL): `(name, batches)`.
@@ -112,6 +115,9 @@ pub(crate) enum Parse<T> {
     /// One file's bytes at a path/URL (table names are refused): `(name, bytes)`. The bytes
     /// are handed over, so a large model can keep them instead of copying them.
     File(fn(&str, Vec<u8>) -> Result<T>),
+    /// Some files of a folder at a path/URL, by name relative to it (those of the list that
+    /// exist): `(name, files)`.
+    Dir(&'static [&'static str], DirParse<T>),
 }
 
 // Manual impls: a derive would ask `T: Copy`, and these are only function pointers.
@@ -136,8 +142,12 @@ pub(crate) struct Loaded<T> {
     argument: &'static str,
     source: Source,
     parse: Parse<T>,
-    cache: Mutex<Option<Cached<T>>>,
+    /// The last few names read (a query may use two models or centroid tables at once).
+    cache: Mutex<Vec<Cached<T>>>,
 }
+
+/// Names a function keeps read at once; the least recently used one is dropped beyond.
+const CACHED_NAMES: usize = 4;
 
 impl<T: Send + Sync + 'static> Loaded<T> {
     pub(crate) fn new(
@@ -151,7 +161,7 @@ impl<T: Send + Sync + 'static> Loaded<T> {
             argument,
             source,
             parse,
-            cache: Mutex::new(None),
+            cache: Mutex::new(Vec::new()),
         }
     }
 
@@ -166,7 +176,7 @@ impl<T: Send + Sync + 'static> Loaded<T> {
     pub(crate) fn get(&self, name: &str, query: &FieldRef) -> Result<Arc<T>> {
         let known = {
             let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-            match cache.as_ref().filter(|c| c.name == name) {
+            match cache.iter().find(|c| c.name == name) {
                 Some(c) if Weak::ptr_eq(&c.query, &Arc::downgrade(query)) => {
                     return Ok(Arc::clone(&c.value))
                 }
@@ -180,10 +190,15 @@ impl<T: Send + Sync + 'static> Loaded<T> {
             load(function, argument, source, parse, owned, known).await
         })?;
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let value = match (fresh, cache.as_mut()) {
-            (None, Some(c)) if c.name == name && c.version == version => {
+        let at = cache.iter().position(|c| c.name == name);
+        let value = match (fresh, at.map(|i| &mut cache[i])) {
+            (None, Some(c)) if c.version == version => {
                 c.query = Arc::downgrade(query);
-                return Ok(Arc::clone(&c.value));
+                let value = Arc::clone(&c.value);
+                // Most recently used last.
+                let entry = cache.remove(at.unwrap_or_default());
+                cache.push(entry);
+                return Ok(value);
             }
             (Some(v), _) => Arc::new(v),
             (None, _) => {
@@ -193,7 +208,11 @@ impl<T: Send + Sync + 'static> Loaded<T> {
                 ))
             }
         };
-        *cache = Some(Cached {
+        cache.retain(|c| c.name != name);
+        if cache.len() >= CACHED_NAMES {
+            cache.remove(0);
+        }
+        cache.push(Cached {
             name: name.to_string(),
             version,
             query: Arc::downgrade(query),
@@ -246,6 +265,10 @@ async fn load<T>(
             parse(&name, &df.collect().await?)?
         }
         Parse::File(parse) => parse(&name, read_file(&ctx, &name, function, argument).await?)?,
+        Parse::Dir(wanted, parse) => parse(
+            &name,
+            read_dir(&ctx, &name, wanted, function, argument).await?,
+        )?,
     };
     Ok((version, Some(value)))
 }
@@ -290,6 +313,57 @@ async fn read_file(
     Ok(Vec::from(bytes))
 }
 
+/// Every object under `url`'s prefix.
+async fn list(
+    store: &Arc<dyn datafusion::object_store::ObjectStore>,
+    url: &ListingTableUrl,
+    name: &str,
+    function: &str,
+    argument: &str,
+) -> Result<Vec<datafusion::object_store::ObjectMeta>> {
+    store
+        .list(Some(url.prefix()))
+        .try_collect()
+        .await
+        .map_err(|e| {
+            exec_datafusion_err!("{function}: argument '{argument}': cannot list '{name}': {e}")
+        })
+}
+
+/// The files of folder `name` whose names relative to it are in `wanted`.
+async fn read_dir(
+    ctx: &SessionContext,
+    name: &str,
+    wanted: &[&str],
+    function: &str,
+    argument: &str,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let (url, store) = store_of(ctx, name, function, argument)?;
+    let prefix = url.prefix().as_ref().trim_end_matches('/').to_string();
+    let files = list(&store, &url, name, function, argument).await?;
+    let mut out = Vec::new();
+    for meta in files {
+        let relative = meta
+            .location
+            .as_ref()
+            .strip_prefix(prefix.as_str())
+            .map(|r| r.trim_start_matches('/'))
+            .unwrap_or_default();
+        if !wanted.contains(&relative) {
+            continue;
+        }
+        let bytes = async { store.get(&meta.location).await?.bytes().await }
+            .await
+            .map_err(|e| {
+                exec_datafusion_err!(
+                    "{function}: argument '{argument}': cannot read '{name}/{relative}': {e}"
+                )
+            })?;
+        out.push((relative.to_string(), Vec::from(bytes)));
+    }
+    Ok(out)
+}
+
 /// Identity of a file or folder: its listing (paths, sizes, modification times).
 async fn file_version(
     ctx: &SessionContext,
@@ -305,13 +379,7 @@ async fn file_version(
             meta.location, meta.size, meta.last_modified
         ));
     }
-    let files: Vec<_> = store
-        .list(Some(url.prefix()))
-        .try_collect()
-        .await
-        .map_err(|e| {
-            exec_datafusion_err!("{function}: argument '{argument}': cannot list '{name}': {e}")
-        })?;
+    let files = list(&store, &url, name, function, argument).await?;
     if files.is_empty() {
         return exec_err!("{function}: argument '{argument}': no file at '{name}'");
     }
