@@ -29,9 +29,12 @@ fn script() -> impl Strategy<Value = String> {
 proptest! {
     #[test]
     fn substitution_never_panics_and_follows_its_rules(text in prop_oneof![script(), any::<String>()], value in "[a-z0-9/:.]{0,10}") {
-        // Without --var the text is kept, but for the escape.
+        // Without --var the text is kept, but for the escape (and `${NAME:-DEFAULT}`, which
+        // is always filled: tested in src/script.rs).
         let kept = substitute(&text, &[]).unwrap();
-        prop_assert_eq!(kept, text.replace("$${", "${"));
+        if !text.contains(":-") {
+            prop_assert_eq!(kept, text.replace("$${", "${"));
+        }
         let vars = vec![("a".to_string(), value.clone()), ("b_1".to_string(), "B".to_string())];
         match substitute(&text, &vars) {
             Ok(out) => {
