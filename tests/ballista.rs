@@ -26,14 +26,16 @@ fn serial() -> MutexGuard<'static, ()> {
 fn pipeline(input: &str, work: &str, budget: &str) -> Vec<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/sql/pipeline.sql");
     let text = std::fs::read_to_string(path).unwrap();
-    let body: String = text
+    let vars: Vec<(String, String)> = [("input", input), ("work", work), ("budget", budget)]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let body: String = samplemix::script::substitute(&text, &vars)
+        .unwrap()
         .lines()
         .filter(|l| !l.trim_start().starts_with("--"))
         .collect::<Vec<_>>()
-        .join("\n")
-        .replace("${input}", input)
-        .replace("${work}", work)
-        .replace("${budget}", budget);
+        .join("\n");
     assert!(!body.contains("${"), "a placeholder is left: {body}");
     body.split(';')
         .map(str::trim)
