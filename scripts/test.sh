@@ -60,6 +60,10 @@ export SAMPLEMIX_TEST_MINILM="$minilm"
 # same features as the tests, so nothing is compiled twice, and `cargo test` reuses it all.
 cargo build --workspace --all-targets --features ballista
 cargo test --workspace --features ballista "$@"
+# `pip install ./python` builds the extension alone, without Ballista: the build above unifies
+# features and cannot see code that only compiles with them (a broken pip install once passed
+# every test). Type-check it the way maturin builds it.
+cargo check -p samplemix-python
 
 # The Python package, from the extension just linked: python/samplemix/ + _samplemix.abi3.so
 # (what `pip install ./python` installs, without a second, release build of DataFusion).

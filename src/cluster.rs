@@ -30,18 +30,15 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::{FunctionRegistry, SessionStateBuilder};
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
-use samplemix_udfs::functions::{
-    diversity_cluster_udf, fasttext_predict_udf, quality_predict_udf, CentroidSource,
-};
-use samplemix_udfs::{all_udafs, all_udfs, all_udwfs};
+use samplemix_udfs::{all_udafs, all_udwfs};
 
 /// How long the client waits for the scheduler's port before giving up.
 pub const SCHEDULER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The scalar functions every cluster process registers. `diversity_cluster`,
-/// `quality_predict` and `fasttext_predict` read centroid and model files through an object store registry that builds S3 stores from the process environment
+/// The scalar functions every cluster process registers: [`crate::udfs_reading_through`]
+/// Ballista's object store registry, which builds S3 stores from the process environment
 /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`,
-/// `AWS_ALLOW_HTTP`), like Ballista's own executor does for table scans.
+/// `AWS_ALLOW_HTTP`) as Ballista's own executor does for table scans.
 pub fn cluster_udfs() -> Vec<Arc<ScalarUDF>> {
     let runtime = RuntimeEnvBuilder::new()
         .with_object_store_registry(Arc::new(CustomObjectStoreRegistry::new(
@@ -49,20 +46,7 @@ pub fn cluster_udfs() -> Vec<Arc<ScalarUDF>> {
         )))
         .build_arc()
         .unwrap_or_else(|_| Arc::new(RuntimeEnv::default()));
-    let bound = [
-        diversity_cluster_udf(CentroidSource::Runtime(Arc::clone(&runtime))),
-        quality_predict_udf(CentroidSource::Runtime(Arc::clone(&runtime))),
-        fasttext_predict_udf(CentroidSource::Runtime(runtime)),
-    ];
-    all_udfs()
-        .into_iter()
-        .map(|udf| {
-            bound
-                .iter()
-                .find(|b| b.name() == udf.name())
-                .map_or(udf, Arc::clone)
-        })
-        .collect()
+    crate::udfs_reading_through(runtime)
 }
 
 /// The session of a scheduler or executor: DataFusion's defaults, S3 stores configured by

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use datafusion::error::Result;
 use datafusion::execution::context::SessionConfig;
-use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::object_store::DefaultObjectStoreRegistry;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 use datafusion_cli::catalog::DynamicObjectStoreCatalog;
 use datafusion_cli::functions::{
@@ -84,6 +86,47 @@ pub async fn new_context(
     runtime: Arc<RuntimeEnv>,
 ) -> Result<SessionContext> {
     configure(SessionContext::new_with_config_rt(config, runtime)).await
+}
+
+/// The scalar functions for a process that has no samplemix session to look tables up in (a
+/// Ballista executor, a datafusion-python session across FFI): `embed`, `diversity_cluster`,
+/// `quality_predict` and `fasttext_predict` read their model and centroid files by path or URL
+/// through `runtime`'s object stores; every other function is [`all_udfs`]'s.
+pub fn udfs_reading_through(runtime: Arc<RuntimeEnv>) -> Vec<Arc<ScalarUDF>> {
+    use samplemix_udfs::functions::{
+        diversity_cluster_udf, embed_udf, fasttext_predict_udf, quality_predict_udf, Source,
+    };
+    let bound = [
+        embed_udf(Source::Runtime(Arc::clone(&runtime))),
+        diversity_cluster_udf(Source::Runtime(Arc::clone(&runtime))),
+        quality_predict_udf(Source::Runtime(Arc::clone(&runtime))),
+        fasttext_predict_udf(Source::Runtime(runtime)),
+    ];
+    all_udfs()
+        .into_iter()
+        .map(|udf| {
+            bound
+                .iter()
+                .find(|b| b.name() == udf.name())
+                .map_or(udf, Arc::clone)
+        })
+        .collect()
+}
+
+/// [`udfs_reading_through`] a runtime whose S3 stores are built from the `AWS_*` environment
+/// variables with the shell's bounded retries and timeouts ([`SamplemixStoreRegistry`]): what
+/// the Python extension registers (it has no Ballista, and a foreign session's stores are not
+/// reachable from our functions).
+pub fn standalone_udfs() -> Vec<Arc<ScalarUDF>> {
+    let registry = SamplemixStoreRegistry::new(
+        Arc::new(DefaultObjectStoreRegistry::new()),
+        S3Settings::default(),
+    );
+    let runtime = RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(registry))
+        .build_arc()
+        .unwrap_or_else(|_| Arc::new(RuntimeEnv::default()));
+    udfs_reading_through(runtime)
 }
 
 /// Add to `ctx` what [`new_context`] adds: the same for a local session and for a Ballista

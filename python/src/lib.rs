@@ -169,7 +169,7 @@ impl WindowFunction {
 /// tables they could look up.
 #[pyfunction]
 fn scalar_functions() -> Vec<ScalarFunction> {
-    samplemix::cluster::cluster_udfs()
+    samplemix::standalone_udfs()
         .into_iter()
         .map(|f| ScalarFunction(Arc::new(ScalarUDF::new_from_impl(AcrossFfi(f)))))
         .collect()
