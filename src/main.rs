@@ -31,8 +31,9 @@ use datafusion_cli::pool_type::PoolType;
 use datafusion_cli::print_format::PrintFormat;
 use mimalloc::MiMalloc;
 
-// As datafusion-cli: with glibc's allocator the shell ran the quickstart on the shared corpus
-// 9% slower than datafusion-python (mimalloc) running the same plan (BENCHMARKS.md).
+// As datafusion-cli and datafusion-python: with glibc's allocator every large tensor of a
+// transformer `embed` went back to the kernel and page faults cost a quarter of its speed
+// (BENCHMARKS.md "Semantic embeddings").
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 use datafusion_cli::print_options::{MaxRows, PrintOptions};
